@@ -1,0 +1,156 @@
+"""Command line: argument parsing and exit codes only. Heavy modules are imported per command,
+so `bench --help` answers without importing torch."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench import __version__
+from bench.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_FAILED, BenchError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark model compression: accuracy, latency, memory and size, side by side.",
+        epilog="Exit codes: 0 all ok, 1 some runs failed, 2 bad input.",
+    )
+    parser.add_argument("--version", action="version", version=f"bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a suite: compress, measure and store one record per run")
+    run.add_argument("suite", type=Path, help="suite YAML file")
+    run.add_argument("--results-dir", type=Path, default=Path("results"), help="where records go (default: results)")
+    run.add_argument("--limit", type=int, help="cap the evaluation examples (overrides task.limit)")
+    run.add_argument("--quick", action="store_true", help="short latency measurement, for smoke runs")
+    run.add_argument("--force", action="store_true", help="re-run runs that are already stored")
+    run.add_argument("--data-dir", help="data directory (overrides $BENCH_DATA_DIR and the suite's data_dir)")
+
+    validate = sub.add_parser("validate", help="check a suite without loading any model")
+    validate.add_argument("suite", type=Path)
+    validate.add_argument("--data-dir", help="data directory (overrides $BENCH_DATA_DIR and the suite's data_dir)")
+
+    sub.add_parser("list", help="show the installed compressors and tasks")
+
+    report = sub.add_parser("report", help="render a comparison of stored records")
+    report.add_argument("results", type=Path, nargs="+", help="results folders or record files")
+    report.add_argument("-o", "--output", type=Path, help="a .md file, or a folder (README.md inside); default: stdout")
+    return parser
+
+
+def _load(path: Path, data_dir: str | None):  # type: ignore[no-untyped-def]
+    from bench.config import load_suite
+    from bench.validate import resolve
+
+    return resolve(load_suite(path), path, data_dir)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """`bench validate SUITE`."""
+    from bench.environment import default_threads
+    from bench.runner import RunOptions, plan
+
+    resolved = _load(args.suite, args.data_dir)
+    specs = plan(resolved, RunOptions(results_dir=Path("results")))
+    suite = resolved.suite
+    print(f"{args.suite}: ok — suite '{suite.name}', {len(specs)} runs")
+    print(f"  model:    {resolved.model.describe()}")
+    print(f"  data:     {resolved.dataset.describe()} (split {suite.task.split}, limit {suite.task.limit or 'all'})")
+    calib = resolved.calibration.describe() if resolved.calibration else "none"
+    print(f"  training: {calib} (split {suite.task.calibration_split})")
+    print(f"  threads:  {suite.measurement.threads or default_threads()}")
+    return EXIT_OK
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    """`bench list`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bench.registry import COMPRESSORS_GROUP, TASKS_GROUP, PluginError, available
+
+    console = Console()
+    for group, title in ((COMPRESSORS_GROUP, "compressors"), (TASKS_GROUP, "tasks")):
+        table = Table(title=title, title_justify="left")
+        for col in ("name", "devices", "description", "from"):
+            table.add_column(col)
+        for name, entry in available(group).items():
+            try:
+                cls = entry.load()
+                devices = ", ".join(sorted(getattr(cls, "devices", []))) or "–"
+                desc = getattr(cls, "description", "")
+            except PluginError as exc:
+                devices, desc = "–", f"[red]{exc}[/red]"
+            table.add_row(name, devices, desc, entry.distribution)
+        console.print(table)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """`bench run SUITE`."""
+    from rich.console import Console
+
+    from bench.records import Status
+    from bench.runner import RunOptions, run_suite
+    from bench.summary import print_summary
+
+    if args.limit is not None and args.limit < 1:
+        raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
+    resolved = _load(args.suite, args.data_dir)
+    console = Console()
+    options = RunOptions(results_dir=args.results_dir, limit=args.limit, quick=args.quick, force=args.force)
+    console.print(
+        f"[bold]{resolved.suite.name}[/bold]: model {resolved.model.describe()}, data {resolved.dataset.describe()}"
+    )
+    outcomes = run_suite(resolved, options, console)
+    print_summary([o.record for o in outcomes], console)
+    failed = [o for o in outcomes if o.record.status in (Status.ERROR, Status.TIMEOUT)]
+    return EXIT_RUNS_FAILED if failed else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`bench report RESULTS...`."""
+    from bench.report.markdown import render
+    from bench.report.table import build_tables, load_records
+
+    for path in args.results:
+        if not path.exists():
+            raise BenchError(f"no such results folder or file: {path}")
+    loaded = load_records(args.results)
+    for problem in loaded.unreadable:
+        print(f"bench: skipped {problem}", file=sys.stderr)
+    if not loaded.records:
+        raise BenchError(f"no records found under {', '.join(map(str, args.results))}")
+    text = render(build_tables(loaded.records), loaded.records)
+    if args.output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    out = args.output if args.output.suffix == ".md" else args.output / "README.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `bench` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("bench: interrupted; records already stored are kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("BENCH_DEBUG"):
+            raise
+        print(f"bench: internal error: {type(exc).__name__}: {exc} (set BENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_RUNS_FAILED

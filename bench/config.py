@@ -1,0 +1,209 @@
+"""The suite file: YAML validated into typed configuration, with one-line, field-level errors."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from bench.errors import ConfigError
+
+Device = Literal["cpu", "cuda"]
+_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class StrictModel(BaseModel):
+    """Base for config sections: unknown keys are errors, values are not coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+class ModelConfig(StrictModel):
+    """The model to compress: a hub id, or a local path (relative to the suite file or the data dir)."""
+
+    id: str = Field(min_length=1)
+    revision: str | None = None
+    label: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """Short name shown in reports."""
+        return self.label or Path(self.id.rstrip("/")).name
+
+
+class TaskConfig(StrictModel):
+    """Which task family, on which data, and how many evaluation examples."""
+
+    name: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    split: str = "validation"
+    limit: PositiveInt | None = None
+    calibration_split: str = "train"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompressorConfig(StrictModel):
+    """One compressor applied to the model; `config` is validated by the plugin's own Config."""
+
+    name: str = Field(min_length=1)
+    label: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        """The row name in reports: the label, or the plugin name."""
+        return self.label or self.name
+
+    @field_validator("label")
+    @classmethod
+    def _label_is_slug(cls, value: str | None) -> str | None:
+        if value is not None and not _SLUG.match(value):
+            raise ValueError("a label uses letters, digits, '.', '_' and '-' only")
+        return value
+
+
+class MeasurementConfig(StrictModel):
+    """How latency and memory are measured. The quick_* values replace the others under --quick."""
+
+    warmup: NonNegativeInt = 10
+    min_iterations: PositiveInt = 10
+    min_duration_s: NonNegativeFloat = 10.0
+    max_iterations: PositiveInt = 100_000
+    max_duration_s: PositiveFloat = 300.0
+    quick_warmup: NonNegativeInt = 3
+    quick_min_iterations: PositiveInt = 10
+    quick_min_duration_s: NonNegativeFloat = 1.0
+    threads: PositiveInt | None = Field(
+        default=None, description="torch and onnxruntime intra-op threads; default: physical cores"
+    )
+    memory_interval_ms: PositiveFloat = 10.0
+    timeout_s: PositiveFloat = 3600.0
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> MeasurementConfig:
+        if self.max_iterations < self.min_iterations:
+            raise ValueError("max_iterations must be >= min_iterations")
+        if self.max_duration_s < self.min_duration_s:
+            raise ValueError("max_duration_s must be >= min_duration_s")
+        return self
+
+
+class SuiteConfig(StrictModel):
+    """A whole suite: one model and task, the compressors, and the grid of devices and shapes."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    data_dir: str | None = None
+    seed: int = 0
+    model: ModelConfig
+    task: TaskConfig
+    compressors: list[CompressorConfig] = Field(min_length=1)
+    devices: list[Device] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
+    sequence_lengths: list[PositiveInt] = Field(default_factory=lambda: [384], min_length=1)
+    measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise ValueError("the suite name is used as a folder: letters, digits, '.', '_' and '-' only")
+        return value
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> SuiteConfig:
+        seen: set[str] = set()
+        for comp in self.compressors:
+            if comp.display_name in seen:
+                raise ValueError(
+                    f"compressor '{comp.display_name}' appears twice: give one of them a distinct `label`"
+                )
+            seen.add(comp.display_name)
+        return self
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config class that owns the last key of `loc`, to suggest close key names."""
+    model: Any = SuiteConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return None
+        model = candidates[0]
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def format_validation_error(error: ValidationError, prefix: str = "", owner: type[BaseModel] | None = None) -> str:
+    """One line naming the first failing field (and how many more failed)."""
+    errors = error.errors()
+    first = errors[0]
+    loc = tuple(first["loc"])
+    where = _location(loc)
+    if first["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        model = owner if owner is not None else _model_at(loc)
+        hint = ""
+        if model is not None:
+            close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+            if close:
+                hint = f" (did you mean '{close[0]}'?)"
+        message = f"unknown key{hint}"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = first["msg"]
+        if first["type"] not in ("value_error", "assertion_error") and "input" in first:
+            message += f" (got {first['input']!r})"
+        message = message.removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return f"{prefix}{where}: {message}{more}"
+
+
+def load_suite(path: Path) -> SuiteConfig:
+    """Read and validate a suite file. Raises ConfigError with a single line naming the problem."""
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{at}: invalid YAML: {exc.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a suite is a mapping of keys (name, model, task, compressors, ...)")
+    raw.setdefault("name", path.stem)
+    try:
+        return SuiteConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, prefix=f"{path}: ")) from None

@@ -1,0 +1,28 @@
+"""User-facing errors: each one is printed as a single line, never as a traceback."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_RUNS_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class BenchError(Exception):
+    """An error caused by the user's input (suite, paths, plugin names); exit code 2."""
+
+
+class ConfigError(BenchError):
+    """A suite that does not validate. The message names the field."""
+
+
+class DataNotFoundError(BenchError):
+    """A model or dataset that could not be found locally, and not fetched. Says where bench looked."""
+
+
+class CompressionNotApplied(RuntimeError):
+    """A compressor's verification found that the model was not compressed as claimed."""
+
+
+class UnsupportedHere(RuntimeError):
+    """The run cannot be done on this machine/device (stored as a `skipped` record with this reason)."""

@@ -1,0 +1,1 @@
+"""Measurement: latency, memory and size, each a small module with a pure core."""

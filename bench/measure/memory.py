@@ -1,0 +1,74 @@
+"""Peak resident memory, sampled from a background thread while the phases of a run execute."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import psutil
+
+
+class RssSampler:
+    """Samples this process's RSS every `interval_s` and keeps the peak of each named phase.
+
+    Sampling misses spikes shorter than the interval; the process-wide high-water mark
+    (`ru_maxrss`) is recorded beside it as an upper bound.
+    """
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.peaks: dict[str, int] = {}
+        self.samples = 0
+        self._process = psutil.Process()
+        self._phase: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def current(self) -> int:
+        """RSS now, in bytes."""
+        return int(self._process.memory_info().rss)
+
+    def _record(self) -> None:
+        rss = self.current()
+        with self._lock:
+            self.samples += 1
+            if self._phase is not None and rss > self.peaks.get(self._phase, 0):
+                self.peaks[self._phase] = rss
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._record()
+
+    def start(self) -> RssSampler:
+        """Begin sampling in the background."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Attribute samples taken inside the block to `name`; samples at both edges too."""
+        with self._lock:
+            self._phase = name
+        self._record()
+        try:
+            yield
+        finally:
+            self._record()
+            with self._lock:
+                self._phase = None
+
+
+def max_rss_bytes() -> int:
+    """The process's lifetime peak RSS (ru_maxrss), in bytes."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)

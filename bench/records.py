@@ -1,0 +1,200 @@
+"""The run record: a versioned schema (see docs/records.md), atomic saving, loading and migration."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from bench.api import Verification
+from bench.environment import Environment
+from bench.errors import BenchError
+from bench.measure.census import Census
+from bench.measure.latency import LatencyResult
+from bench.measure.size import SavedSize
+from bench.metrics import MetricValue
+from bench.plan import RunSpec
+
+SCHEMA_VERSION = 1
+PREDICTIONS_SUFFIX = ".predictions.jsonl"
+LOG_SUFFIX = ".log"
+
+
+class Status(str, Enum):
+    """How a run ended."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
+class Accuracy(BaseModel):
+    """Task metrics on the fixed evaluation examples."""
+
+    metrics: dict[str, MetricValue]
+    n_examples: int
+    predictions_file: str | None = None
+    """File beside the record holding one JSON row per example (id, prediction, references)."""
+
+
+class Agreement(BaseModel):
+    """How closely this run's predictions match its group's baseline run."""
+
+    baseline_key: str
+    metrics: dict[str, MetricValue]
+    n_examples: int
+
+
+class Memory(BaseModel):
+    """Resident memory of the run's process, in bytes, sampled every `interval_ms`."""
+
+    interval_ms: float
+    samples: int
+    rss_at_start: int
+    load_peak: int | None = None
+    compress_peak: int | None = None
+    steady_peak: int | None = None
+    """Peak while timing and evaluating the compressed model."""
+    process_max_rss: int
+    """ru_maxrss: the process's lifetime high-water mark, an upper bound on the sampled peaks."""
+    cuda_max_allocated: int | None = None
+    cuda_max_reserved: int | None = None
+
+
+class Size(BaseModel):
+    """What the compressed model weighs."""
+
+    saved: SavedSize | None = None
+    census_before: Census | None = None
+    census_after: Census | None = None
+
+
+class ErrorInfo(BaseModel):
+    """Why a run failed or was skipped."""
+
+    type: str
+    message: str
+    traceback_tail: str = ""
+
+
+class RunRecord(BaseModel):
+    """Everything measured in one run. Written once per run, as JSON."""
+
+    schema_version: int = SCHEMA_VERSION
+    status: Status
+    spec: RunSpec
+    machine: str
+    bench_version: str
+    started_at: str
+    finished_at: str
+    wall_s: float
+    phases_s: dict[str, float] = Field(default_factory=dict)
+    """Seconds per phase: load, compress, save, prepare, latency, evaluate."""
+    accuracy: Accuracy | None = None
+    agreement: Agreement | None = None
+    latency: dict[str, LatencyResult] = Field(default_factory=dict)
+    """Latency results by what they time; 'forward' for encoder tasks."""
+    memory: Memory | None = None
+    size: Size | None = None
+    verification: Verification | None = None
+    notes: list[str] = Field(default_factory=list)
+    """Flags for readers: hardware caveats, fallbacks, what was not measured and why."""
+    environment: Environment | None = None
+    error: ErrorInfo | None = None
+    weights: str = "pretrained"
+    """'pretrained' or 'random' (accuracy of random weights is not meaningful)."""
+
+
+class RecordError(BenchError):
+    """A record that cannot be read."""
+
+
+# Migrations from version N to N+1, applied in order when an older record is loaded.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def migrate(data: dict[str, Any], path: Path | str = "record") -> dict[str, Any]:
+    """Bring a raw record up to SCHEMA_VERSION."""
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise RecordError(f"{path}: not a bench record (no integer schema_version)")
+    if version > SCHEMA_VERSION:
+        raise RecordError(
+            f"{path}: schema_version {version} is newer than this bench ({SCHEMA_VERSION}); upgrade bench"
+        )
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+        data["schema_version"] = version
+    return data
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def record_path(folder: Path, key: str) -> Path:
+    """The record file of run `key` in `folder`."""
+    return folder / f"{key}.json"
+
+
+def save_record(record: RunRecord, folder: Path) -> Path:
+    """Write the record atomically as <folder>/<key>.json."""
+    path = record_path(folder, record.spec.key)
+    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def load_record(path: Path) -> RunRecord:
+    """Read, migrate and validate one record."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable record: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: not a bench record")
+    try:
+        return RunRecord.model_validate(migrate(data, path))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RecordError(f"{path}: invalid record at {where}: {first['msg']}") from None
+
+
+def iter_record_files(root: Path) -> Iterator[Path]:
+    """Record files under `root` (a folder searched recursively, or one file)."""
+    if root.is_file():
+        yield root
+        return
+    for path in sorted(root.rglob("*.json")):
+        if not path.name.startswith("."):
+            yield path
+
+
+def write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Per-example predictions as JSON lines, written atomically."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
+
+
+def read_predictions(path: Path) -> list[dict[str, Any]]:
+    """Rows written by write_predictions."""
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]

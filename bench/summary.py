@@ -1,0 +1,27 @@
+"""The short summary printed at the end of `bench run`."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.records import RunRecord
+from bench.report.markdown import cell
+from bench.report.table import build_tables
+
+
+def print_summary(records: list[RunRecord], console: Console) -> None:
+    """One table per comparable group: the key figures of each compressor, with deltas."""
+    for table in build_tables(records):
+        keep = [c for c in table.columns if not c.key.startswith(("lat.p90", "lat.cv", "size.zip", "params", "sparsity"))]
+        grid = Table(title=table.title, title_justify="left")
+        grid.add_column("compressor")
+        grid.add_column("status")
+        for col in keep:
+            grid.add_column(col.title, justify="right")
+        for _, row in table.rows.iterrows():
+            ok = row["status"] == "ok"
+            grid.add_row(str(row["compressor"]), str(row["status"]), *[cell(row, c) if ok else "–" for c in keep])
+        console.print(grid)
+        for failure in table.failures:
+            console.print(f"  [red]{failure}[/red]")

@@ -1,0 +1,1 @@
+"""Task families: each loads its data and model, predicts, scores, and compares predictions."""

@@ -1,0 +1,169 @@
+"""Extractive question answering (SQuAD v1.1): features with a document stride, n-best span decoding,
+official EM/F1, and agreement with the baseline's answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from bench.api import Batch, EvalOutput, ModelHandle, Task, TorchModel
+from bench.datadir import Source
+from bench.errors import DataNotFoundError
+from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
+from bench.tasks.squad_data import load_squad
+
+
+class QAOptions(BaseModel):
+    """Feature preparation and span decoding."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    doc_stride: PositiveInt = Field(128, description="tokens shared by consecutive windows of a long context")
+    n_best: PositiveInt = Field(20, description="start and end candidates considered per window")
+    max_answer_length: PositiveInt = Field(30, description="longest answer span, in tokens")
+
+
+@dataclass
+class QAFeatures:
+    """Tokenized windows: model inputs plus what is needed to map spans back to text."""
+
+    inputs: dict[str, np.ndarray]
+    example_index: np.ndarray
+    offsets: list[list[tuple[int, int] | None]]
+    """Per window, per token: character span in the context, or None outside the context."""
+
+    def __len__(self) -> int:
+        return int(self.example_index.shape[0])
+
+
+class QATask(Task):
+    """SQuAD-style extractive QA with EM/F1."""
+
+    name = "qa"
+    description = "extractive question answering, SQuAD v1.1 EM/F1"
+    Options = QAOptions
+    primary_metric = "f1"
+    options: QAOptions
+
+    def load_model(self, source: Source, device: str, revision: str | None = None) -> ModelHandle:
+        from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source.location, revision=revision)
+            module = AutoModelForQuestionAnswering.from_pretrained(source.location, revision=revision)
+        except OSError as exc:
+            raise DataNotFoundError(f"cannot load model {source.describe()}: {exc}".splitlines()[0]) from None
+        if not getattr(tokenizer, "is_fast", False):
+            raise DataNotFoundError(
+                f"model {source.describe()}: QA span decoding needs a fast tokenizer (tokenizer.json)"
+            )
+        module.eval().to(device)
+        return TorchModel(module, tokenizer, device)
+
+    def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
+        return load_squad(source.location, source.local, split, limit)
+
+    def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> QAFeatures:
+        stride = min(self.options.doc_stride, seq_len // 2)
+        enc = tokenizer(
+            [e["question"].lstrip() for e in examples],
+            [e["context"] for e in examples],
+            truncation="only_second",
+            max_length=seq_len,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding="max_length",
+        )
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
+        inputs = {n: np.asarray(enc[n], dtype=np.int64) for n in names}
+        offsets: list[list[tuple[int, int] | None]] = []
+        for i, window in enumerate(enc["offset_mapping"]):
+            seq_ids = enc.sequence_ids(i)
+            offsets.append([tuple(o) if seq_ids[j] == 1 else None for j, o in enumerate(window)])
+        return QAFeatures(inputs, np.asarray(enc["overflow_to_sample_mapping"]), offsets)
+
+    def batches(self, features: QAFeatures, batch_size: int, full_only: bool = False) -> list[Batch]:
+        import torch
+
+        n = len(features)
+        stop = n - n % batch_size if full_only else n
+        return [
+            {k: torch.from_numpy(v[i : i + batch_size]) for k, v in features.inputs.items()}
+            for i in range(0, stop, batch_size)
+        ]
+
+    def _best_span(
+        self, example: dict[str, Any], windows: list[int], features: QAFeatures, start: np.ndarray, end: np.ndarray
+    ) -> tuple[str, float]:
+        best_text, best_score = "", -np.inf
+        k = self.options.n_best
+        for w in windows:
+            offsets = features.offsets[w]
+            starts = np.argsort(start[w])[::-1][:k]
+            ends = np.argsort(end[w])[::-1][:k]
+            for s in starts:
+                if offsets[s] is None:
+                    continue
+                for e in ends:
+                    if offsets[e] is None or e < s or e - s + 1 > self.options.max_answer_length:
+                        continue
+                    score = float(start[w][s] + end[w][e])
+                    if score > best_score:
+                        s_char = offsets[s][0]  # type: ignore[index]
+                        e_char = offsets[e][1]  # type: ignore[index]
+                        best_text, best_score = example["context"][s_char:e_char], score
+        return best_text, best_score
+
+    def evaluate(
+        self, model: ModelHandle, examples: Sequence[dict[str, Any]], features: QAFeatures, batch_size: int
+    ) -> EvalOutput:
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
+        for batch in self.batches(features, batch_size):
+            out = model.forward(batch)
+            starts.append(out["start_logits"].float().cpu().numpy())
+            ends.append(out["end_logits"].float().cpu().numpy())
+        start, end = np.concatenate(starts), np.concatenate(ends)
+        windows: dict[int, list[int]] = {}
+        for w, ex in enumerate(features.example_index.tolist()):
+            windows.setdefault(ex, []).append(w)
+        rows: list[dict[str, Any]] = []
+        for i, example in enumerate(examples):
+            text, score = self._best_span(example, windows.get(i, []), features, start, end)
+            rows.append(
+                {
+                    "id": example["id"],
+                    "prediction": text,
+                    "answers": example["answers"],
+                    "score": score if np.isfinite(score) else None,
+                    **per_example_squad(text, example["answers"]),
+                }
+            )
+        metrics = squad_scores((r["prediction"], r["answers"]) for r in rows)
+        return EvalOutput(metrics=metrics, predictions=rows)
+
+    def agreement(
+        self, predictions: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
+    ) -> dict[str, MetricValue]:
+        return qa_agreement(predictions, baseline)
+
+
+def qa_agreement(
+    predictions: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
+) -> dict[str, MetricValue]:
+    """Percent of shared examples whose answer equals the baseline's (normalised), and the mean F1
+    between the two answers. Only ids present in both are compared."""
+    base = {r["id"]: r["prediction"] for r in baseline}
+    pairs = [(r["prediction"], base[r["id"]]) for r in predictions if r["id"] in base]
+    if not pairs:
+        raise ValueError("no example ids in common with the baseline")
+    n = len(pairs)
+    return {
+        "exact_agreement": MetricValue(value=100.0 * sum(exact_match(p, b) for p, b in pairs) / n),
+        "f1_agreement": MetricValue(value=100.0 * sum(token_f1(p, b) for p, b in pairs) / n),
+    }

@@ -1,0 +1,61 @@
+"""Check a loaded suite against what is installed and on disk, without loading any model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.config import SuiteConfig
+from bench.datadir import Source, resolve_data_dir, resolve_dataset, resolve_model
+from bench.errors import ConfigError, DataNotFoundError
+from bench.registry import PluginError, load_compressor, load_task
+
+
+@dataclass(frozen=True)
+class ResolvedSuite:
+    """A suite whose plugins exist and whose model and data were found."""
+
+    suite: SuiteConfig
+    path: Path
+    data_dir: Path | None
+    model: Source
+    dataset: Source
+    calibration: Source | None
+
+
+def check_plugins(suite: SuiteConfig) -> None:
+    """Every compressor and the task are installed, and their settings validate."""
+    try:
+        task_cls = load_task(suite.task.name)
+    except PluginError as exc:
+        raise ConfigError(f"task.name: {exc}") from None
+    task_cls.from_mapping(suite.task.options)
+    for i, comp in enumerate(suite.compressors):
+        try:
+            comp_cls = load_compressor(comp.name)
+        except PluginError as exc:
+            raise ConfigError(f"compressors[{i}].name: {exc}") from None
+        comp_cls.from_mapping(comp.config, where=f"compressors[{i}].config")
+
+
+def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) -> ResolvedSuite:
+    """Validate plugins and find the model and data. Raises BenchError subclasses with one-line messages."""
+    try:
+        check_plugins(suite)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    data_dir = resolve_data_dir(data_dir_option, suite.data_dir, path)
+    model = resolve_model(suite.model.id, data_dir, path.parent)
+    dataset = resolve_dataset(suite.task.dataset, suite.task.split, data_dir, path.parent)
+    try:
+        calibration: Source | None = resolve_dataset(
+            suite.task.dataset, suite.task.calibration_split, data_dir, path.parent
+        )
+    except DataNotFoundError:
+        calibration = None
+    if calibration is not None and calibration == dataset and suite.task.calibration_split == suite.task.split:
+        raise ConfigError(
+            f"{path}: task.calibration_split: must differ from task.split ('{suite.task.split}'): "
+            "calibration and training data never come from the evaluation examples"
+        )
+    return ResolvedSuite(suite, path, data_dir, model, dataset, calibration)

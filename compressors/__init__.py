@@ -1,0 +1,1 @@
+"""Built-in compressor plugins, registered through the `bench.compressors` entry point group."""

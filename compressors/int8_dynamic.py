@@ -1,0 +1,95 @@
+"""Dynamic int8 quantization of Linear layers in eager PyTorch (weights int8, activations quantized per call).
+
+Two backends:
+- `torch-ao` (default): torch.ao.quantization.quantize_dynamic with fbgemm/x86 kernels. Deprecated in
+  torch 2.13 but still the fast path on CPU; the deprecation warning is caught and noted in the record.
+- `torchao`: torchao's Int8DynamicActivationInt8WeightConfig. Measured slower than fp32 in eager mode on
+  a 2-core AVX-512 VNNI CPU (it needs torch.compile to fuse), so it is opt-in.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.errors import CompressionNotApplied
+from bench.measure.census import is_wrapper_tensor, take_census
+
+
+class Int8DynamicConfig(BaseModel):
+    """Settings of int8-dynamic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["torch-ao", "torchao"] = "torch-ao"
+    engine: Literal["x86", "fbgemm", "onednn", "qnnpack"] | None = None
+    """torch.ao quantized engine; default: torch's choice for this CPU."""
+
+
+def count_linear(module: Any) -> dict[str, int]:
+    """Linear layers by kind: float nn.Linear, dynamically quantized, or torchao-quantized weights."""
+    import torch
+
+    counts = {"float_linear": 0, "int8_linear": 0}
+    for sub in module.modules():
+        if isinstance(sub, torch.ao.nn.quantized.dynamic.Linear):
+            counts["int8_linear"] += 1
+        elif isinstance(sub, torch.nn.Linear):
+            quantized = is_wrapper_tensor(sub.weight)
+            counts["int8_linear" if quantized else "float_linear"] += 1
+    return counts
+
+
+class Int8Dynamic(Compressor):
+    """Quantize every nn.Linear to int8 weights with dynamic int8 activations (CPU)."""
+
+    name = "int8-dynamic"
+    description = "PyTorch dynamic int8 quantization of Linear layers (CPU)"
+    Config = Int8DynamicConfig
+    devices = frozenset({"cpu"})
+    config: Int8DynamicConfig
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        import torch
+
+        if not isinstance(model, TorchModel):
+            raise TypeError(f"int8-dynamic needs an eager PyTorch model, got {model.runtime}")
+        if not {"avx512_vnni", "avx_vnni", "amx_int8"} & ctx.cpu_flags:
+            ctx.notes.append("int8 on a CPU without VNNI/AMX int8 instructions: little or no speed-up expected")
+        if self.config.backend == "torchao":
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+            quantize_(model.module, Int8DynamicActivationInt8WeightConfig())
+            ctx.notes.append("torchao int8 in eager mode (no torch.compile)")
+            return TorchModel(model.module, model.tokenizer, model.device, save_format="torch")
+        if self.config.engine is not None:
+            torch.backends.quantized.engine = self.config.engine
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quantized = torch.ao.quantization.quantize_dynamic(
+                model.module, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
+            )
+        if any("deprecated" in str(w.message) for w in caught):
+            ctx.notes.append("torch.ao.quantization is deprecated in this torch (used: fastest eager CPU int8)")
+        ctx.notes.append(f"quantized engine: {torch.backends.quantized.engine}")
+        return TorchModel(quantized, model.tokenizer, model.device, save_format="torch")
+
+    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+        if not isinstance(after, TorchModel):
+            raise CompressionNotApplied("int8-dynamic returned a model that is not eager PyTorch")
+        counts = count_linear(after.module)
+        census = take_census(after.tensors())
+        int8_elems = sum(n for d, n in census.dtypes.items() if d in ("qint8", "int8"))
+        checks: dict[str, Any] = {**counts, "int8_weight_elements": int8_elems, "weight_dtypes": census.dtypes}
+        if counts["int8_linear"] == 0 or int8_elems == 0:
+            return Verification(passed=False, summary="no Linear layer holds int8 weights", checks=checks)
+        return Verification(
+            passed=True,
+            summary=f"{counts['int8_linear']} Linear layers int8, {counts['float_linear']} left float",
+            checks=checks,
+        )
+
