@@ -164,7 +164,8 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
 
 def format_validation_error(error: ValidationError, prefix: str = "", owner: type[BaseModel] | None = None) -> str:
     """One line naming the first failing field (and how many more failed)."""
-    errors = error.errors()
+    # A misspelt key also makes its correct twin "missing": name the misspelling first.
+    errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
     loc = tuple(first["loc"])
     where = _location(loc)

@@ -9,11 +9,12 @@ Two backends:
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
 from bench.errors import CompressionNotApplied
@@ -28,6 +29,26 @@ class Int8DynamicConfig(BaseModel):
     backend: Literal["torch-ao", "torchao"] = "torch-ao"
     engine: Literal["x86", "fbgemm", "onednn", "qnnpack"] | None = None
     """torch.ao quantized engine; default: torch's choice for this CPU."""
+    per_channel: bool = True
+    """One weight scale per output channel (torch-ao backend); per-tensor otherwise."""
+    skip: list[str] = []
+    """Regular expressions (re.search) over module names kept in float, e.g. 'layer\\.\\d+\\.output\\.dense$'."""
+
+    @field_validator("skip")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+        return patterns
+
+    @model_validator(mode="after")
+    def _skip_needs_torch_ao(self) -> Int8DynamicConfig:
+        if self.skip and self.backend != "torch-ao":
+            raise ValueError("`skip` is supported by the torch-ao backend only")
+        return self
 
 
 def count_linear(module: Any) -> dict[str, int]:
@@ -68,10 +89,20 @@ class Int8Dynamic(Compressor):
             return TorchModel(model.module, model.tokenizer, model.device, save_format="torch")
         if self.config.engine is not None:
             torch.backends.quantized.engine = self.config.engine
+        qconfig = (
+            torch.ao.quantization.per_channel_dynamic_qconfig
+            if self.config.per_channel
+            else torch.ao.quantization.default_dynamic_qconfig
+        )
+        targets = {
+            name: qconfig
+            for name, sub in model.module.named_modules()
+            if isinstance(sub, torch.nn.Linear) and not any(re.search(p, name) for p in self.config.skip)
+        }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             quantized = torch.ao.quantization.quantize_dynamic(
-                model.module, {torch.nn.Linear}, dtype=torch.qint8, inplace=False
+                model.module, targets, dtype=torch.qint8, inplace=False
             )
         if any("deprecated" in str(w.message) for w in caught):
             ctx.notes.append("torch.ao.quantization is deprecated in this torch (used: fastest eager CPU int8)")

@@ -1,0 +1,136 @@
+"""Shared fixtures: a tiny BERT QA model built from a config, tiny SQuAD files, and a suite using them."""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or REPO.parent / "shared" / "bench-data")
+
+WORDS = (
+    "the a an of in on at to is was by for with and or who what when where which how many year city river "
+    "paris france london england built founded tower bridge museum capital largest people million"
+).split()
+
+CONTEXTS = [
+    (
+        "Paris is the capital of France. The Eiffel tower was built in 1889 by Gustave Eiffel.",
+        [
+            ("What is the capital of France?", "Paris", 0),
+            ("When was the Eiffel tower built?", "1889", 62),
+            ("Who built the tower?", "Gustave Eiffel", 70),
+        ],
+    ),
+    (
+        "London is the largest city in England. The Thames river flows through London. "
+        "About 9 million people live there.",
+        [
+            ("What river flows through London?", "Thames", 43),
+            ("How many people live in London?", "9 million", 86),
+            ("What is the largest city in England?", "London", 0),
+        ],
+    ),
+]
+
+
+def squad_json(contexts: list[tuple[str, list[tuple[str, str, int]]]], prefix: str) -> dict[str, object]:
+    """A SQuAD v1.1 file in the official layout."""
+    paragraphs = []
+    for c, (context, qas) in enumerate(contexts):
+        items = []
+        for q, (question, answer, start) in enumerate(qas):
+            assert context[start : start + len(answer)] == answer, (answer, context[start:])
+            items.append(
+                {"id": f"{prefix}{c}-{q}", "question": question, "answers": [{"text": answer, "answer_start": start}]}
+            )
+        paragraphs.append({"context": context, "qas": items})
+    return {"version": "1.1", "data": [{"title": "tiny", "paragraphs": paragraphs}]}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT for QA with random weights and a small WordPiece vocabulary, saved like a checkpoint."""
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = specials + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits] + WORDS
+    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=256,
+    )
+    torch.manual_seed(0)
+    model = BertForQuestionAnswering(config).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_squad_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dev and train SQuAD files (disjoint ids) in a data-directory layout."""
+    folder = tmp_path_factory.mktemp("data")
+    (folder / "squad").mkdir()
+    (folder / "squad" / "dev-v1.1.json").write_text(json.dumps(squad_json(CONTEXTS, "dev")))
+    (folder / "squad" / "train-subset-v1.1.json").write_text(json.dumps(squad_json(CONTEXTS[::-1], "train")))
+    return folder
+
+
+def write_suite(path: Path, model_dir: Path, data_dir: Path, **overrides: object) -> Path:
+    """A suite over the tiny model and data with very short measurement."""
+    import yaml
+
+    suite: dict[str, object] = {
+        "name": "tiny",
+        "data_dir": str(data_dir),
+        "model": {"id": str(model_dir), "label": "tiny-bert"},
+        "task": {"name": "qa", "dataset": "squad", "split": "validation", "options": {"doc_stride": 32}},
+        "compressors": [{"name": "baseline"}, {"name": "int8-dynamic"}],
+        "devices": ["cpu"],
+        "batch_sizes": [2],
+        "sequence_lengths": [64],
+        "measurement": {
+            "warmup": 1,
+            "min_iterations": 3,
+            "min_duration_s": 0,
+            "quick_warmup": 1,
+            "quick_min_iterations": 3,
+            "quick_min_duration_s": 0,
+            "threads": 1,
+            "timeout_s": 300,
+        },
+    }
+    suite.update(overrides)
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def tiny_suite(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> Path:
+    """A runnable suite file over the tiny model and data."""
+    return write_suite(tmp_path / "tiny.yaml", tiny_model_dir, tiny_squad_dir)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/bench-data, or skip."""
+    if not (SHARED_DATA / "squad" / "dev-v1.1.json").is_file():
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA

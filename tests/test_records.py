@@ -1,0 +1,106 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.config import CompressorConfig, MeasurementConfig, ModelConfig, TaskConfig
+from bench.measure.latency import LatencySettings, measure_latency
+from bench.metrics import MetricValue
+from bench.plan import RunSpec
+from bench.records import (
+    SCHEMA_VERSION,
+    Accuracy,
+    RecordError,
+    RunRecord,
+    Status,
+    load_record,
+    save_record,
+)
+
+
+def make_spec(compressor: str = "baseline", key: str = "k1") -> RunSpec:
+    return RunSpec(
+        suite="s",
+        model=ModelConfig(id="m"),
+        model_source="/m",
+        task=TaskConfig(name="qa", dataset="squad", limit=3),
+        dataset_source="/d.json",
+        compressor=CompressorConfig(name=compressor),
+        device="cpu",
+        batch_size=1,
+        sequence_length=8,
+        seed=0,
+        quick=True,
+        measurement=MeasurementConfig(),
+        threads=1,
+        group="g",
+        key=key,
+    )
+
+
+def make_record(**kw: object) -> RunRecord:
+    lat = measure_latency(lambda x: x, [1, 2], LatencySettings(0, 3, 0.0, 10, 1.0), 1, 8, "test")
+    fields: dict[str, object] = {
+        "status": Status.OK,
+        "spec": make_spec(),
+        "machine": "m1",
+        "bench_version": "0",
+        "started_at": "t0",
+        "finished_at": "t1",
+        "wall_s": 1.0,
+        "accuracy": Accuracy(metrics={"f1": MetricValue(value=50.0)}, n_examples=3),
+        "latency": {"forward": lat},
+    }
+    fields.update(kw)
+    return RunRecord.model_validate(fields)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    record = make_record()
+    path = save_record(record, tmp_path)
+    assert path.name == "k1.json"
+    loaded = load_record(path)
+    assert loaded == record
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION
+    assert [p.name for p in tmp_path.iterdir()] == ["k1.json"]  # no temporary file left behind
+
+
+def test_raw_samples_are_kept(tmp_path: Path) -> None:
+    loaded = load_record(save_record(make_record(), tmp_path))
+    assert len(loaded.latency["forward"].samples_ms) == loaded.latency["forward"].stats.n == 3
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = save_record(make_record(), tmp_path)
+    data = json.loads(path.read_text())
+    data["schema_version"] = SCHEMA_VERSION + 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="newer than this bench"):
+        load_record(path)
+
+
+def test_garbage_is_a_record_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(RecordError, match="unreadable"):
+        load_record(bad)
+    bad.write_text(json.dumps({"schema_version": 1, "status": "ok"}))
+    with pytest.raises(RecordError, match="invalid record"):
+        load_record(bad)
+
+
+def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import records
+
+    path = save_record(make_record(), tmp_path)
+    data = json.loads(path.read_text())
+    data["schema_version"] = SCHEMA_VERSION - 1
+    data["old_name"] = data.pop("notes")
+    path.write_text(json.dumps(data))
+
+    def rename(d: dict[str, object]) -> dict[str, object]:
+        d["notes"] = d.pop("old_name")
+        return d
+
+    monkeypatch.setitem(records.MIGRATIONS, SCHEMA_VERSION - 1, rename)
+    assert load_record(path).notes == []
