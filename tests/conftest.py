@@ -25,30 +25,30 @@ CONTEXTS = [
     (
         "Paris is the capital of France. The Eiffel tower was built in 1889 by Gustave Eiffel.",
         [
-            ("What is the capital of France?", "Paris", 0),
-            ("When was the Eiffel tower built?", "1889", 62),
-            ("Who built the tower?", "Gustave Eiffel", 70),
+            ("What is the capital of France?", "Paris"),
+            ("When was the Eiffel tower built?", "1889"),
+            ("Who built the tower?", "Gustave Eiffel"),
         ],
     ),
     (
         "London is the largest city in England. The Thames river flows through London. "
         "About 9 million people live there.",
         [
-            ("What river flows through London?", "Thames", 43),
-            ("How many people live in London?", "9 million", 86),
-            ("What is the largest city in England?", "London", 0),
+            ("What river flows through London?", "Thames"),
+            ("How many people live in London?", "9 million"),
+            ("What is the largest city in England?", "London"),
         ],
     ),
 ]
 
 
-def squad_json(contexts: list[tuple[str, list[tuple[str, str, int]]]], prefix: str) -> dict[str, object]:
+def squad_json(contexts: list[tuple[str, list[tuple[str, str]]]], prefix: str) -> dict[str, object]:
     """A SQuAD v1.1 file in the official layout."""
     paragraphs = []
     for c, (context, qas) in enumerate(contexts):
         items = []
-        for q, (question, answer, start) in enumerate(qas):
-            assert context[start : start + len(answer)] == answer, (answer, context[start:])
+        for q, (question, answer) in enumerate(qas):
+            start = context.index(answer)
             items.append(
                 {"id": f"{prefix}{c}-{q}", "question": question, "answers": [{"text": answer, "answer_start": start}]}
             )

@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.measure.latency import LatencySettings, measure_latency, time_calls
+from bench.measure.memory import RssSampler, max_rss_bytes
+from bench.measure.size import deflated_size, measure_saved
+
+
+class FakeClock:
+    """Each call to the timed function advances time by `step_ns`."""
+
+    def __init__(self, step_ns: int) -> None:
+        self.t = 0
+        self.step = step_ns
+
+    def __call__(self) -> int:
+        return self.t
+
+    def work(self, _: object) -> None:
+        self.t += self.step
+
+
+def test_stops_only_when_iterations_and_duration_are_both_reached() -> None:
+    clock = FakeClock(10_000_000)  # 10 ms per call
+    settings = LatencySettings(warmup=2, min_iterations=5, min_duration_s=0.2, max_iterations=1000, max_duration_s=60)
+    cold, samples, measured = time_calls(clock.work, [1, 2, 3], settings, clock=clock)
+    assert cold == pytest.approx(10.0)
+    assert len(samples) == 20  # 0.2 s / 10 ms: the duration bound, not the 5 iterations, decides
+    assert all(s == pytest.approx(10.0) for s in samples)
+    assert measured == pytest.approx(0.2)
+
+
+def test_minimum_iterations_win_over_a_short_duration() -> None:
+    clock = FakeClock(1_000_000_000)  # 1 s per call
+    settings = LatencySettings(warmup=0, min_iterations=7, min_duration_s=0.5, max_iterations=100, max_duration_s=600)
+    _, samples, _ = time_calls(clock.work, [0], settings, clock=clock)
+    assert len(samples) == 7
+
+
+def test_maximums_cap_the_measurement() -> None:
+    clock = FakeClock(1_000_000)
+    settings = LatencySettings(warmup=0, min_iterations=10, min_duration_s=100, max_iterations=50, max_duration_s=1000)
+    _, samples, _ = time_calls(clock.work, [0], settings, clock=clock)
+    assert len(samples) == 50
+
+
+def test_inputs_rotate_and_device_is_synchronized() -> None:
+    seen: list[int] = []
+    syncs: list[int] = []
+    settings = LatencySettings(warmup=2, min_iterations=6, min_duration_s=0, max_iterations=6, max_duration_s=10)
+    time_calls(seen.append, [0, 1, 2, 3], settings, synchronize=lambda: syncs.append(1))
+    assert seen == [0, 1, 2, 3, 0, 1, 2, 3, 0]  # cold, 2 warm-up, 6 timed
+    assert len(syncs) >= 2 * 7  # before and after every timed call
+
+
+def test_result_keeps_raw_samples_and_throughput() -> None:
+    settings = LatencySettings(warmup=0, min_iterations=4, min_duration_s=0, max_iterations=4, max_duration_s=10)
+    result = measure_latency(lambda _: None, [0], settings, batch_size=8, sequence_length=16, scope="noop")
+    assert len(result.samples_ms) == result.stats.n == 4
+    assert result.throughput_samples_per_s == pytest.approx(8000 / result.stats.mean)
+
+
+def test_rss_sampler_sees_an_allocation() -> None:
+    sampler = RssSampler(0.005).start()
+    with sampler.phase("idle"):
+        pass
+    with sampler.phase("big"):
+        block = np.ones(200 * 1024 * 1024 // 8)  # 200 MiB, touched
+        block.sum()
+    sampler.stop()
+    del block
+    assert sampler.peaks["big"] - sampler.peaks["idle"] > 150 * 1024 * 1024
+    assert max_rss_bytes() >= sampler.peaks["big"] * 0.9
+
+
+def test_zip_size_credits_zeros(tmp_path: Path) -> None:
+    dense = tmp_path / "dense.bin"
+    sparse = tmp_path / "sparse.bin"
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal(100_000).astype(np.float32)
+    dense.write_bytes(weights.tobytes())
+    weights[rng.random(100_000) < 0.9] = 0.0
+    sparse.write_bytes(weights.tobytes())
+    assert deflated_size(sparse) < 0.3 * deflated_size(dense)
+    size = measure_saved([dense, sparse], tmp_path, "raw")
+    assert size.bytes == 800_000
+    assert size.files == {"dense.bin": 400_000, "sparse.bin": 400_000}
