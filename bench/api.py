@@ -74,9 +74,7 @@ class TorchModel(ModelHandle):
 
     runtime = "pytorch"
 
-    def __init__(
-        self, module: torch.nn.Module, tokenizer: Any, device: str, save_format: str = "safetensors"
-    ) -> None:
+    def __init__(self, module: torch.nn.Module, tokenizer: Any, device: str, save_format: str = "safetensors") -> None:
         super().__init__(tokenizer, device, getattr(module, "config", None))
         self.module = module
         self.save_format = save_format
@@ -208,8 +206,8 @@ class Task(ABC):
         """Tokenize examples into model features at a fixed sequence length."""
 
     @abstractmethod
-    def batches(self, features: Any, batch_size: int) -> list[Batch]:
-        """Split encoded features into model inputs of `batch_size`."""
+    def batches(self, features: Any, batch_size: int, full_only: bool = False) -> list[Batch]:
+        """Split encoded features into model inputs of `batch_size` (only full batches if `full_only`)."""
 
     @abstractmethod
     def evaluate(

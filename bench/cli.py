@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
     resolved = _load(args.suite, args.data_dir)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     options = RunOptions(results_dir=args.results_dir, limit=args.limit, quick=args.quick, force=args.force)
     console.print(
         f"[bold]{resolved.suite.name}[/bold]: model {resolved.model.describe()}, data {resolved.dataset.describe()}"
@@ -152,5 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("BENCH_DEBUG"):
             raise
-        print(f"bench: internal error: {type(exc).__name__}: {exc} (set BENCH_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"bench: internal error: {type(exc).__name__}: {exc} (set BENCH_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_RUNS_FAILED

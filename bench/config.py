@@ -113,7 +113,7 @@ class SuiteConfig(StrictModel):
     model: ModelConfig
     task: TaskConfig
     compressors: list[CompressorConfig] = Field(min_length=1)
-    devices: list[Device] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    devices: list[Device] = Field(default_factory=lambda: list[Device](["cpu"]), min_length=1)
     batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
     sequence_lengths: list[PositiveInt] = Field(default_factory=lambda: [384], min_length=1)
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
@@ -130,9 +130,7 @@ class SuiteConfig(StrictModel):
         seen: set[str] = set()
         for comp in self.compressors:
             if comp.display_name in seen:
-                raise ValueError(
-                    f"compressor '{comp.display_name}' appears twice: give one of them a distinct `label`"
-                )
+                raise ValueError(f"compressor '{comp.display_name}' appears twice: give one of them a distinct `label`")
             seen.add(comp.display_name)
         return self
 
@@ -150,7 +148,7 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
             return None
         annotation = field.annotation

@@ -41,7 +41,9 @@ class Source:
 
 def hub_offline() -> bool:
     """Whether the Hugging Face libraries are told not to reach the hub."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def resolve_data_dir(option: str | None, suite_value: str | None, suite_file: Path) -> Path | None:
@@ -83,7 +85,10 @@ def resolve_model(name: str, data_dir: Path | None, suite_dir: Path) -> Source:
     if _HUB_ID.match(name) and not name.startswith((".", "~")):
         if hub_offline() and not _in_hf_cache(name):
             raise _not_found(
-                "model", name, looked, "; not in the local Hugging Face cache, and HF_HUB_OFFLINE=1 forbids the hub"
+                "model",
+                name,
+                looked,
+                "; not in the local Hugging Face cache, and HF_HUB_OFFLINE=1 forbids the hub",
             )
         return Source(name, local=False)
     hint = "" if data_dir is not None else f" (no data directory set: use --data-dir or ${ENV_VAR})"

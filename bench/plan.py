@@ -91,7 +91,7 @@ def expand(
             "threads": threads,
         }
         group = _digest(group_payload)[:12]
-        ordered = sorted(suite.compressors, key=lambda c: (c.name != BASELINE or bool(c.config)))
+        ordered = sorted(suite.compressors, key=lambda c: c.name != BASELINE or bool(c.config))
         for comp in ordered:
             digest = _digest({**group_payload, "compressor": comp.model_dump()})[:10]
             key = f"{comp.display_name}__{device}__bs{batch_size}__seq{seq_len}__{digest}"

@@ -107,7 +107,10 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
         if result.timed_out:
             status, message = Status.TIMEOUT, f"timed out after {spec.measurement.timeout_s:g} s"
         else:
-            status, message = Status.ERROR, f"worker process died (exit code {result.returncode}) without a record"
+            status, message = (
+                Status.ERROR,
+                f"worker process died (exit code {result.returncode}) without a record",
+            )
         record = _failure_record(spec, status, message, log_tail(log_path), result.wall_s)
         save_record(record, folder)
     shutil.rmtree(workdir, ignore_errors=True)

@@ -13,9 +13,10 @@ from bench.report.table import build_tables
 def print_summary(records: list[RunRecord], console: Console) -> None:
     """One table per comparable group: the key figures of each compressor, with deltas."""
     for table in build_tables(records):
-        keep = [c for c in table.columns if not c.key.startswith(("lat.p90", "lat.cv", "size.zip", "params", "sparsity"))]
+        hidden = ("lat.p90", "lat.cv", "size.zip", "params", "sparsity", "agree.f1")
+        keep = [c for c in table.columns if not c.key.startswith(hidden)]
         grid = Table(title=table.title, title_justify="left")
-        grid.add_column("compressor")
+        grid.add_column("compressor", no_wrap=True)
         grid.add_column("status")
         for col in keep:
             grid.add_column(col.title, justify="right")

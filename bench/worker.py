@@ -7,6 +7,7 @@ or a timeout leaves none, and the launcher then writes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -75,10 +76,8 @@ def set_threads_and_seed(threads: int, seed: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set once in this process
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set once in this process
-        pass
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -193,6 +192,7 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     with state.phase("load", sampler):
         model: ModelHandle = task.load_model(model_source, spec.device, spec.model.revision)
     census_before = take_census(model.tensors())
+    tokenizer = model.tokenizer
 
     folder = Path(job.folder)
     workdir = folder / ".work" / spec.key
@@ -207,7 +207,7 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
         if calibration is None:
             raise UnsupportedHere(f"no calibration split '{spec.task.calibration_split}' for this dataset")
         rows = task.load_examples(calibration, spec.task.calibration_split, n)
-        return task.batches(task.encode(model.tokenizer, rows, spec.sequence_length), spec.batch_size)
+        return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)
 
     def training_data() -> Any:
         if calibration is None:
@@ -245,8 +245,11 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     with state.phase("prepare"):
         examples = task.load_examples(data_source, spec.task.split, spec.task.limit)
         features = task.encode(compressed.tokenizer, examples, spec.sequence_length)
-        pool = task.batches(task.encode(compressed.tokenizer, examples[: LATENCY_INPUT_POOL * spec.batch_size],
-                                        spec.sequence_length), spec.batch_size, full_only=True)
+        pool = task.batches(
+            task.encode(compressed.tokenizer, examples[: LATENCY_INPUT_POOL * spec.batch_size], spec.sequence_length),
+            spec.batch_size,
+            full_only=True,
+        )
         if not pool:
             pool = task.batches(features, spec.batch_size)[:1]
 

@@ -101,9 +101,7 @@ class Int8Dynamic(Compressor):
         }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            quantized = torch.ao.quantization.quantize_dynamic(
-                model.module, targets, dtype=torch.qint8, inplace=False
-            )
+            quantized = torch.ao.quantization.quantize_dynamic(model.module, targets, dtype=torch.qint8, inplace=False)
         if any("deprecated" in str(w.message) for w in caught):
             ctx.notes.append("torch.ao.quantization is deprecated in this torch (used: fastest eager CPU int8)")
         ctx.notes.append(f"quantized engine: {torch.backends.quantized.engine}")
@@ -115,7 +113,11 @@ class Int8Dynamic(Compressor):
         counts = count_linear(after.module)
         census = take_census(after.tensors())
         int8_elems = sum(n for d, n in census.dtypes.items() if d in ("qint8", "int8"))
-        checks: dict[str, Any] = {**counts, "int8_weight_elements": int8_elems, "weight_dtypes": census.dtypes}
+        checks: dict[str, Any] = {
+            **counts,
+            "int8_weight_elements": int8_elems,
+            "weight_dtypes": census.dtypes,
+        }
         if counts["int8_linear"] == 0 or int8_elems == 0:
             return Verification(passed=False, summary="no Linear layer holds int8 weights", checks=checks)
         return Verification(
@@ -123,4 +125,3 @@ class Int8Dynamic(Compressor):
             summary=f"{counts['int8_linear']} Linear layers int8, {counts['float_linear']} left float",
             checks=checks,
         )
-

@@ -60,7 +60,10 @@ def test_int8_dynamic_quantizes_every_linear(tiny_model_dir: Path, tmp_path: Pat
     weights = sum(p.stat().st_size for p in files if p.suffix == ".pt")
     baseline_bytes = sum(p.stat().st_size for p in model.save(tmp_path / "base") if p.suffix == ".safetensors")
     assert weights < baseline_bytes
-    batch = {"input_ids": torch.ones(1, 16, dtype=torch.long), "attention_mask": torch.ones(1, 16, dtype=torch.long)}
+    batch = {
+        "input_ids": torch.ones(1, 16, dtype=torch.long),
+        "attention_mask": torch.ones(1, 16, dtype=torch.long),
+    }
     assert out.forward(batch)["start_logits"].shape == (1, 16)
     assert any("quantized engine" in n for n in ctx.notes)
 

@@ -50,13 +50,25 @@ def test_shipped_suites_validate() -> None:
         (VALID + "batch_size: [1]\n", "batch_size: unknown key (did you mean 'batch_sizes'?)"),
         (VALID + "batch_sizes: [0]\n", "batch_sizes[0]: Input should be greater than 0"),
         (VALID + "devices: [tpu]\n", "devices[0]: Input should be 'cpu' or 'cuda'"),
-        (VALID.replace("dataset: squad", "dataset: squad, limit: -5"), "task.limit: Input should be greater than 0"),
-        (VALID.replace("dataset: squad", "datset: squad"), "task.datset: unknown key (did you mean 'dataset'?)"),
-        (VALID + "measurement: {min_iterations: many}\n", "measurement.min_iterations: Input should be a valid integer"),
+        (
+            VALID.replace("dataset: squad", "dataset: squad, limit: -5"),
+            "task.limit: Input should be greater than 0",
+        ),
+        (
+            VALID.replace("dataset: squad", "datset: squad"),
+            "task.datset: unknown key (did you mean 'dataset'?)",
+        ),
+        (
+            VALID + "measurement: {min_iterations: many}\n",
+            "measurement.min_iterations: Input should be a valid integer",
+        ),
         (VALID + "seed: [1]\n", "seed: Input should be a valid integer"),
         ("model: {id: x}\ncompressors: [{name: baseline}]\n", "task: required key is missing"),
         (VALID.replace("{name: int8-dynamic}", "{name: baseline}"), "appears twice"),
-        (VALID.replace("int8-dynamic", "int8-dynamc"), "compressors[1].name: unknown compressor 'int8-dynamc' (did you mean 'int8-dynamic'?)"),
+        (
+            VALID.replace("int8-dynamic", "int8-dynamc"),
+            "compressors[1].name: unknown compressor 'int8-dynamc' (did you mean 'int8-dynamic'?)",
+        ),
         (VALID.replace("name: qa", "name: qna"), "task.name: unknown task 'qna'"),
         (
             VALID.replace("{name: int8-dynamic}", "{name: int8-dynamic, config: {backnd: torchao}}"),

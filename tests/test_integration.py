@@ -67,7 +67,9 @@ def test_run_store_skip_force_and_report(tiny_suite: Path, tmp_path: Path) -> No
     assert "%)" in text  # relative deltas against the baseline
 
 
-def test_failures_become_records_and_the_suite_goes_on(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> None:
+def test_failures_become_records_and_the_suite_goes_on(
+    tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path
+) -> None:
     broken = tmp_path / "broken-model"
     shutil.copytree(tiny_model_dir, broken)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")

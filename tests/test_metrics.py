@@ -53,7 +53,11 @@ def test_squad_scores_need_examples() -> None:
 
 
 def test_agreement_compares_shared_ids_only() -> None:
-    base = [{"id": "a", "prediction": "Paris"}, {"id": "b", "prediction": "1889"}, {"id": "c", "prediction": "x"}]
+    base = [
+        {"id": "a", "prediction": "Paris"},
+        {"id": "b", "prediction": "1889"},
+        {"id": "c", "prediction": "x"},
+    ]
     pred = [{"id": "a", "prediction": "paris."}, {"id": "b", "prediction": "in 1889"}]
     agree = qa_agreement(pred, base)
     assert agree["exact_agreement"].value == pytest.approx(50.0)

@@ -43,7 +43,10 @@ def test_keys_are_stable_and_sensitive(tmp_path: Path) -> None:
 def test_compressor_config_changes_the_key(tmp_path: Path) -> None:
     a = write_suite(tmp_path / "a.yaml", tmp_path, tmp_path, compressors=[{"name": "int8-dynamic"}])
     b = write_suite(
-        tmp_path / "b.yaml", tmp_path, tmp_path, compressors=[{"name": "int8-dynamic", "config": {"per_channel": False}}]
+        tmp_path / "b.yaml",
+        tmp_path,
+        tmp_path,
+        compressors=[{"name": "int8-dynamic", "config": {"per_channel": False}}],
     )
     assert runs(a)[0].key != runs(b)[0].key
     assert runs(a)[0].group == runs(b)[0].group

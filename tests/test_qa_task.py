@@ -39,7 +39,10 @@ class OracleModel(ModelHandle):
 
     def forward(self, batch: Batch) -> Mapping[str, torch.Tensor]:
         n = batch["input_ids"].shape[0]
-        out = {"start_logits": self.start[self.cursor : self.cursor + n], "end_logits": self.end[self.cursor : self.cursor + n]}
+        out = {
+            "start_logits": self.start[self.cursor : self.cursor + n],
+            "end_logits": self.end[self.cursor : self.cursor + n],
+        }
         self.cursor += n
         return out
 
@@ -62,7 +65,7 @@ def task_and_data(tiny_model_dir: Path, tiny_squad_dir: Path) -> tuple[QATask, A
 
 
 def test_examples_in_file_order_with_limit(task_and_data: Any) -> None:
-    task, _, examples = task_and_data
+    _, _, examples = task_and_data
     assert [e["id"] for e in examples] == ["dev0-0", "dev0-1", "dev0-2", "dev1-0", "dev1-1", "dev1-2"]
     assert examples[1]["answers"] == ["1889"]
 

@@ -48,8 +48,9 @@ def render_table(table: GroupTable) -> str:
         f"## {_escape(table.title)}",
         "",
         f"Machine: {_escape(table.machine)}. Deltas in parentheses are against `{table.baseline}`"
-        " (accuracy: points; others: percent)." if table.baseline else
-        f"Machine: {_escape(table.machine)}. No baseline run in this group: no deltas.",
+        " (accuracy: points; others: percent)."
+        if table.baseline
+        else f"Machine: {_escape(table.machine)}. No baseline run in this group: no deltas.",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(["---", "---"] + ["---:"] * len(table.columns)) + " |",
@@ -77,12 +78,18 @@ def render(tables: Sequence[GroupTable], records: Sequence[RunRecord], generated
         f"Generated at {when} from {len(records)} records.",
         "",
         f"- Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines) or 'unknown'}",
-        "- Libraries: " + ", ".join(f"{k} {v}" for k, v in libs.items() if k in ("torch", "transformers", "onnxruntime", "bench")),
+        "- Libraries: "
+        + ", ".join(f"{k} {v}" for k, v in libs.items() if k in ("torch", "transformers", "onnxruntime", "bench")),
         f"- bench commit{'s' if len(commits) > 1 else ''}: {', '.join(commits) or 'unknown'}",
-        "- Latency: p50/p90/p99 of the timed calls after warm-up; size: bytes as saved; peak RSS: sampled while timing and evaluating.",
+        "- Latency: p50/p90/p99 of the timed calls after warm-up; size: bytes as saved;"
+        " peak RSS: sampled while timing and evaluating.",
     ]
     if len(machines) > 1:
-        out += ["", "> **Warning:** these records come from more than one machine. Each table holds one machine's runs; do not compare figures across tables of different machines."]
+        out += [
+            "",
+            "> **Warning:** these records come from more than one machine. Each table holds one machine's runs;"
+            " do not compare figures across tables of different machines.",
+        ]
     out.append("")
     for table in tables:
         out += [render_table(table)]

@@ -155,7 +155,7 @@ def build_tables(records: list[RunRecord]) -> list[GroupTable]:
         agree_names: list[str] = []
         higher: dict[str, bool] = {}
         for r in members:
-            for name, m in (r.accuracy.metrics.items() if r.accuracy else []):
+            for name, m in r.accuracy.metrics.items() if r.accuracy else []:
                 if name not in metric_names:
                     metric_names.append(name)
                 higher[name] = m.higher_is_better

@@ -98,7 +98,12 @@ class QATask(Task):
         ]
 
     def _best_span(
-        self, example: dict[str, Any], windows: list[int], features: QAFeatures, start: np.ndarray, end: np.ndarray
+        self,
+        example: dict[str, Any],
+        windows: list[int],
+        features: QAFeatures,
+        start: np.ndarray,
+        end: np.ndarray,
     ) -> tuple[str, float]:
         best_text, best_score = "", -np.inf
         k = self.options.n_best
@@ -114,8 +119,8 @@ class QATask(Task):
                         continue
                     score = float(start[w][s] + end[w][e])
                     if score > best_score:
-                        s_char = offsets[s][0]  # type: ignore[index]
-                        e_char = offsets[e][1]  # type: ignore[index]
+                        s_char = offsets[s][0]
+                        e_char = offsets[e][1]
                         best_text, best_score = example["context"][s_char:e_char], score
         return best_text, best_score
 
@@ -153,9 +158,7 @@ class QATask(Task):
         return qa_agreement(predictions, baseline)
 
 
-def qa_agreement(
-    predictions: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
-) -> dict[str, MetricValue]:
+def qa_agreement(predictions: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]) -> dict[str, MetricValue]:
     """Percent of shared examples whose answer equals the baseline's (normalised), and the mean F1
     between the two answers. Only ids present in both are compared."""
     base = {r["id"]: r["prediction"] for r in baseline}
