@@ -161,7 +161,9 @@ def execute(job: Job) -> RunRecord:
         _execute(job, state, sampler)
     except UnsupportedHere as exc:
         status, error = Status.SKIPPED, ErrorInfo(type="UnsupportedHere", message=str(exc))
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # also Rust panics surfacing from tokenizers (pyo3 PanicException)
         status, error = Status.ERROR, error_info(exc)
     sampler.stop()
     state.fields["memory"] = _memory(sampler, rss_start, spec.device)

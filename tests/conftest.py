@@ -15,6 +15,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("BENCH_DATA_DIR") or REPO.parent / "shared" / "bench-data")
+# Tests name their data directories themselves; an inherited one would override them.
+os.environ.pop("BENCH_DATA_DIR", None)
 
 WORDS = [
     "the",

@@ -96,3 +96,12 @@ def test_wrong_logits_score_low(task_and_data: Any) -> None:
     result = task.evaluate(OracleModel(tokenizer, features, examples, wrong=True), examples, features, 2)
     assert result.metrics["f1"].value < 50.0
     assert {"id", "prediction", "answers", "exact_match", "f1"} <= set(result.predictions[0])
+
+
+def test_long_questions_shrink_the_overlap_instead_of_failing(task_and_data: Any) -> None:
+    task, tokenizer, examples = task_and_data
+    long_question = dict(examples[0], question="what is the capital city of france " * 3)
+    features = task.encode(tokenizer, [long_question], seq_len=32)
+    assert len(features) >= 1
+    with pytest.raises(ValueError, match="leaves no room"):
+        task.encode(tokenizer, [dict(examples[0], question="paris " * 40)], seq_len=32)

@@ -68,24 +68,39 @@ class QATask(Task):
         return load_squad(source.location, source.local, split, limit)
 
     def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> QAFeatures:
-        stride = min(self.options.doc_stride, seq_len // 2)
-        enc = tokenizer(
-            [e["question"].lstrip() for e in examples],
-            [e["context"] for e in examples],
-            truncation="only_second",
-            max_length=seq_len,
-            stride=stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding="max_length",
-        )
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
-        inputs = {n: np.asarray(enc[n], dtype=np.int64) for n in names}
+        """Windows of `seq_len` tokens over each context, overlapping by `doc_stride` tokens (less where
+        a long question leaves no room for that overlap)."""
+        inputs: dict[str, list[np.ndarray]] = {}
+        example_index: list[int] = []
         offsets: list[list[tuple[int, int] | None]] = []
-        for i, window in enumerate(enc["offset_mapping"]):
-            seq_ids = enc.sequence_ids(i)
-            offsets.append([tuple(o) if seq_ids[j] == 1 else None for j, o in enumerate(window)])
-        return QAFeatures(inputs, np.asarray(enc["overflow_to_sample_mapping"]), offsets)
+        specials = tokenizer.num_special_tokens_to_add(pair=True)
+        for i, example in enumerate(examples):
+            question = example["question"].lstrip()
+            room = seq_len - specials - len(tokenizer(question, add_special_tokens=False)["input_ids"])
+            if room < 2:
+                raise ValueError(
+                    f"sequence length {seq_len} leaves no room for the context of question {example['id']!r}"
+                )
+            enc = tokenizer(
+                question,
+                example["context"],
+                truncation="only_second",
+                max_length=seq_len,
+                stride=min(self.options.doc_stride, room - 1),
+                return_overflowing_tokens=True,
+                return_offsets_mapping=True,
+                padding="max_length",
+            )
+            for name in ("input_ids", "attention_mask", "token_type_ids"):
+                if name in enc:
+                    inputs.setdefault(name, []).append(np.asarray(enc[name], dtype=np.int64))
+            for w, window in enumerate(enc["offset_mapping"]):
+                seq_ids = enc.sequence_ids(w)
+                offsets.append([tuple(o) if seq_ids[j] == 1 else None for j, o in enumerate(window)])
+                example_index.append(i)
+        return QAFeatures(
+            {name: np.concatenate(parts) for name, parts in inputs.items()}, np.asarray(example_index), offsets
+        )
 
     def batches(self, features: QAFeatures, batch_size: int, full_only: bool = False) -> list[Batch]:
         import torch
