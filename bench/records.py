@@ -63,6 +63,8 @@ class Memory(BaseModel):
     steady_peak: int | None = None
     """Peak while timing and evaluating the compressed model."""
     process_max_rss: int
+    phase_peaks: dict[str, int] = Field(default_factory=dict)
+    """Sampled peak of every phase (load, compress, latency, evaluate)."""
     """ru_maxrss: the process's lifetime high-water mark, an upper bound on the sampled peaks."""
     cuda_max_allocated: int | None = None
     cuda_max_reserved: int | None = None

@@ -145,6 +145,7 @@ def _memory(sampler: RssSampler, rss_start: int, device: str) -> Memory:
         compress_peak=sampler.peaks.get("compress"),
         steady_peak=max(steady) if steady else None,
         process_max_rss=max_rss_bytes(),
+        phase_peaks=dict(sampler.peaks),
         cuda_max_allocated=cuda_alloc,
         cuda_max_reserved=cuda_reserved,
     )

@@ -97,3 +97,12 @@ def test_non_positive_limit(tiny_suite: Path, limit: str) -> None:
     result = bench("run", str(tiny_suite), "--limit", limit)
     assert result.returncode == 2
     assert json.dumps(limit).strip('"') in result.stderr
+
+
+def test_hub_model_offline_is_one_clear_line(tmp_path: Path, tiny_squad_dir: Path) -> None:
+    suite = write_suite(tmp_path / "hub.yaml", Path("someorg/not-cached-model"), tiny_squad_dir)
+    suite.write_text(suite.read_text().replace(str(Path("someorg/not-cached-model")), "someorg/not-cached-model"))
+    result = bench("validate", str(suite))
+    assert result.returncode == 2
+    assert "not in the local Hugging Face cache" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

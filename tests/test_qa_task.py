@@ -105,3 +105,23 @@ def test_long_questions_shrink_the_overlap_instead_of_failing(task_and_data: Any
     assert len(features) >= 1
     with pytest.raises(ValueError, match="leaves no room"):
         task.encode(tokenizer, [dict(examples[0], question="paris " * 40)], seq_len=32)
+
+
+def test_hub_layout_dataset_saved_to_disk(tmp_path: Path, task_and_data: Any) -> None:
+    """The hub path (datasets' flat SQuAD layout) read from a dataset saved locally."""
+    import datasets
+
+    task, _, examples = task_and_data
+    flat = {
+        "id": [e["id"] for e in examples],
+        "title": [e["title"] for e in examples],
+        "context": [e["context"] for e in examples],
+        "question": [e["question"] for e in examples],
+        "answers": [{"text": e["answers"], "answer_start": e["answer_starts"]} for e in examples],
+    }
+    datasets.DatasetDict({"validation": datasets.Dataset.from_dict(flat)}).save_to_disk(str(tmp_path / "ds"))
+    from bench.datadir import resolve_dataset
+
+    source = resolve_dataset(str(tmp_path / "ds"), "validation", None, tmp_path)
+    loaded = task.load_examples(source, "validation", 4)
+    assert loaded == examples[:4]
