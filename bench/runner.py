@@ -100,7 +100,10 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
     path = record_path(folder, spec.key)
     before = path.stat().st_mtime_ns if path.exists() else None
     log_path = folder / ".logs" / f"{spec.key}.log"
-    result = launch(job_path, log_path, spec.measurement.timeout_s, spec.threads)
+    # Everything local: keep the Hugging Face libraries from looking up the hub (a hang when offline).
+    local = Path(spec.model_source).is_dir() and Path(spec.dataset_source).exists()
+    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
+    result = launch(job_path, log_path, spec.measurement.timeout_s, spec.threads, offline)
     written = path.exists() and path.stat().st_mtime_ns != before
     record = _stored(path) if written else None
     if record is None:

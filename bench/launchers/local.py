@@ -33,9 +33,12 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def launch(job_path: Path, log_path: Path, timeout_s: float, threads: int) -> LaunchResult:
+def launch(
+    job_path: Path, log_path: Path, timeout_s: float, threads: int, extra_env: dict[str, str] | None = None
+) -> LaunchResult:
     """Start `python -m bench.worker job_path`; kill its whole process group on timeout or Ctrl-C."""
     env = dict(os.environ)
+    env.update(extra_env or {})
     env.update(
         {
             "OMP_NUM_THREADS": str(threads),
