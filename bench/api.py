@@ -120,20 +120,43 @@ class Verification(BaseModel):
 
 
 @dataclass
+class CalibrationData:
+    """Model inputs drawn from the task's training split, and the ids of the examples they came from."""
+
+    batches: list[Batch]
+    example_ids: list[str]
+
+
+@dataclass
 class CompressContext:
     """What a compressor receives beside the model."""
 
     device: str
     seed: int
     workdir: Path
+    """Scratch folder of this run, removed afterwards."""
     threads: int
     cpu_flags: frozenset[str]
-    calibration_batches: Callable[[int], list[Batch]]
-    """Batches drawn from the task's training split (never its evaluation split), at the run's shape."""
-    training_data: Callable[[], Any]
-    """The task's training split, for compressors that train (distillation)."""
+    task: Task
+    batch_size: int
+    sequence_length: int
+    model_source: str
+    """Where the uncompressed model was loaded from (local folder or hub id)."""
+    reload: Callable[..., ModelHandle]
+    """Load the uncompressed model again, passing keyword arguments to from_pretrained (e.g. a
+    quantization_config). For compressors that act at load time, such as bitsandbytes."""
+    example_batch: Callable[[], Batch]
+    """One input at the run's shape, for tracing and export (not for calibration)."""
+    calibration_data: Callable[[int], CalibrationData]
+    """`n` examples from the task's training split (never its evaluation split), as batches."""
+    training_examples: Callable[[int | None], list[dict[str, Any]]]
+    """The first `n` (or all) examples of the task's training split, for compressors that train."""
+    cache_dir: Path
+    """A persistent folder for artefacts worth keeping between runs (trained students)."""
     notes: list[str] = field(default_factory=list)
     """Hardware notes that the compressor adds (shown as flags in reports)."""
+    facts: dict[str, Any] = field(default_factory=dict)
+    """What the compressor did, stored in the record's `compression` (calibration ids, training time...)."""
 
 
 class Compressor(ABC):
@@ -194,8 +217,8 @@ class Task(ABC):
         return cls(validate_options("task.options", cls.Options, mapping))
 
     @abstractmethod
-    def load_model(self, source: Source, device: str, revision: str | None = None) -> ModelHandle:
-        """Load the uncompressed model from a local path or hub id."""
+    def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
+        """Load the uncompressed model from a local path or hub id (kwargs go to from_pretrained)."""
 
     @abstractmethod
     def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
@@ -220,3 +243,15 @@ class Task(ABC):
         self, predictions: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
     ) -> dict[str, MetricValue]:
         """How closely `predictions` match the uncompressed model's, on the shared example ids."""
+
+    def train_batches(
+        self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
+    ) -> list[Batch]:
+        """Model inputs with their training labels, for compressors that train (distillation)."""
+        raise NotImplementedError(f"task {self.name} does not provide training batches")
+
+    def distillation_loss(
+        self, student: Mapping[str, Any], teacher: Mapping[str, Any], batch: Batch, temperature: float, alpha: float
+    ) -> Any:
+        """alpha * soft-target loss against the teacher (at `temperature`) + (1 - alpha) * hard-label loss."""
+        raise NotImplementedError(f"task {self.name} does not define a distillation loss")

@@ -57,17 +57,36 @@ class TaskConfig(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-class CompressorConfig(StrictModel):
-    """One compressor applied to the model; `config` is validated by the plugin's own Config."""
+class CompressorStep(StrictModel):
+    """One compressor of a chain."""
 
     name: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class CompressorConfig(StrictModel):
+    """One row of the comparison: a compressor, or a `chain` of them applied in order as one run.
+
+    `config` is validated by the plugin's own Config.
+    """
+
+    name: str | None = Field(default=None, min_length=1)
     label: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
+    chain: list[CompressorStep] | None = None
+
+    @property
+    def steps(self) -> list[CompressorStep]:
+        """The compressors to apply, in order."""
+        if self.chain is not None:
+            return list(self.chain)
+        assert self.name is not None
+        return [CompressorStep(name=self.name, config=self.config)]
 
     @property
     def display_name(self) -> str:
-        """The row name in reports: the label, or the plugin name."""
-        return self.label or self.name
+        """The row name in reports: the label, the plugin name, or the chain joined with '+'."""
+        return self.label or self.name or "+".join(step.name for step in self.steps)
 
     @field_validator("label")
     @classmethod
@@ -75,6 +94,17 @@ class CompressorConfig(StrictModel):
         if value is not None and not _SLUG.match(value):
             raise ValueError("a label uses letters, digits, '.', '_' and '-' only")
         return value
+
+    @model_validator(mode="after")
+    def _name_or_chain(self) -> CompressorConfig:
+        if (self.name is None) == (self.chain is None):
+            raise ValueError("give either `name` (one compressor) or `chain` (a list of compressors)")
+        if self.chain is not None:
+            if len(self.chain) < 2:
+                raise ValueError("a chain has at least two compressors")
+            if self.config:
+                raise ValueError("a chain's settings go in each step's `config`")
+        return self
 
 
 class MeasurementConfig(StrictModel):

@@ -41,7 +41,7 @@ class RunSpec(BaseModel):
     @property
     def is_baseline(self) -> bool:
         """Whether this run is the uncompressed reference of its group."""
-        return self.compressor.name == BASELINE and not self.compressor.config
+        return self.compressor.name == BASELINE and not self.compressor.config and self.compressor.chain is None
 
 
 def _digest(payload: Any) -> str:

@@ -106,6 +106,8 @@ class RunRecord(BaseModel):
     memory: Memory | None = None
     size: Size | None = None
     verification: Verification | None = None
+    compression: dict[str, Any] = Field(default_factory=dict)
+    """What the compressors reported doing: calibration example ids, training time and loss, cache use."""
     notes: list[str] = Field(default_factory=list)
     """Flags for readers: hardware caveats, fallbacks, what was not measured and why."""
     environment: Environment | None = None

@@ -31,11 +31,13 @@ def check_plugins(suite: SuiteConfig) -> None:
         raise ConfigError(f"task.name: {exc}") from None
     task_cls.from_mapping(suite.task.options)
     for i, comp in enumerate(suite.compressors):
-        try:
-            comp_cls = load_compressor(comp.name)
-        except PluginError as exc:
-            raise ConfigError(f"compressors[{i}].name: {exc}") from None
-        comp_cls.from_mapping(comp.config, where=f"compressors[{i}].config")
+        for j, step in enumerate(comp.steps):
+            where = f"compressors[{i}].chain[{j}]" if comp.chain is not None else f"compressors[{i}]"
+            try:
+                comp_cls = load_compressor(step.name)
+            except PluginError as exc:
+                raise ConfigError(f"{where}.name: {exc}") from None
+            comp_cls.from_mapping(step.config, where=f"{where}.config")
 
 
 def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) -> ResolvedSuite:

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from bench import __version__
-from bench.api import CompressContext, Compressor, ModelHandle, Task
+from bench.api import CalibrationData, CompressContext, ModelHandle, Task, Verification
 from bench.datadir import Source
 from bench.environment import capture, cpu_flags, machine_name
 from bench.errors import CompressionNotApplied, UnsupportedHere
@@ -171,22 +171,83 @@ def execute(job: Job) -> RunRecord:
     return state.record(status, error)
 
 
+def cache_dir() -> Path:
+    """Persistent artefacts (trained students): $BENCH_CACHE_DIR, or ~/.cache/bench."""
+    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")
+
+
+def combine(verifications: list[tuple[str, Verification]]) -> Verification:
+    """One verification for a chain: passed if every step passed."""
+    if len(verifications) == 1:
+        return verifications[0][1]
+    return Verification(
+        passed=all(v.passed for _, v in verifications),
+        summary="; ".join(f"{name}: {v.summary}" for name, v in verifications),
+        checks={name: v.checks for name, v in verifications},
+    )
+
+
+def build_context(spec: RunSpec, task: Task, tokenizer: Any, workdir: Path, flags: frozenset[str]) -> CompressContext:
+    """The CompressContext of a run: its data access is lazy, so compressors that need none cost nothing."""
+    model_source = Source(spec.model_source, local=Path(spec.model_source).is_dir())
+    data_source = Source(spec.dataset_source, local=Path(spec.dataset_source).exists())
+    calibration = (
+        Source(spec.calibration_source, local=Path(spec.calibration_source).exists())
+        if spec.calibration_source
+        else None
+    )
+
+    def training_examples(n: int | None) -> list[dict[str, Any]]:
+        if calibration is None:
+            raise UnsupportedHere(f"no training split '{spec.task.calibration_split}' for this dataset")
+        return task.load_examples(calibration, spec.task.calibration_split, n)
+
+    def calibration_data(n: int) -> CalibrationData:
+        rows = training_examples(n)
+        batches = task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)
+        return CalibrationData(batches=batches, example_ids=[r["id"] for r in rows])
+
+    def example_batch() -> Any:
+        rows = task.load_examples(data_source, spec.task.split, spec.batch_size)
+        return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)[0]
+
+    def reload(**kwargs: Any) -> ModelHandle:
+        return task.load_model(model_source, spec.device, spec.model.revision, **kwargs)
+
+    return CompressContext(
+        device=spec.device,
+        seed=spec.seed,
+        workdir=workdir,
+        threads=spec.threads,
+        cpu_flags=flags,
+        task=task,
+        batch_size=spec.batch_size,
+        sequence_length=spec.sequence_length,
+        model_source=spec.model_source,
+        reload=reload,
+        example_batch=example_batch,
+        calibration_data=calibration_data,
+        training_examples=training_examples,
+        cache_dir=cache_dir(),
+    )
+
+
 def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     spec = job.spec
     flags = cpu_flags()
-    compressor_cls: type[Compressor] = load_compressor(spec.compressor.name)
+    steps = [(step.name, load_compressor(step.name).from_mapping(step.config)) for step in spec.compressor.steps]
     task_cls: type[Task] = load_task(spec.task.name)
-    compressor = compressor_cls.from_mapping(spec.compressor.config)
     task = task_cls.from_mapping(spec.task.options)
     state.fields["environment"] = capture(threads=spec.threads, seed=spec.seed)
-    reason = compressor.unsupported_reason(spec.device, flags)
-    if reason is None and spec.device.startswith("cuda"):
+    for _, compressor in steps:
+        reason = compressor.unsupported_reason(spec.device, flags)
+        if reason is not None:
+            raise UnsupportedHere(reason)
+    if spec.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            reason = "no CUDA device on this machine"
-    if reason is not None:
-        raise UnsupportedHere(reason)
+            raise UnsupportedHere("no CUDA device on this machine")
 
     set_threads_and_seed(spec.threads, spec.seed)
     state.fields["environment"] = capture(threads=spec.threads, seed=spec.seed)  # now with GPUs
@@ -200,40 +261,23 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     folder = Path(job.folder)
     workdir = folder / ".work" / spec.key
     data_source = Source(spec.dataset_source, local=Path(spec.dataset_source).exists())
-    calibration = (
-        Source(spec.calibration_source, local=Path(spec.calibration_source).exists())
-        if spec.calibration_source
-        else None
-    )
-
-    def calibration_batches(n: int) -> list[Any]:
-        if calibration is None:
-            raise UnsupportedHere(f"no calibration split '{spec.task.calibration_split}' for this dataset")
-        rows = task.load_examples(calibration, spec.task.calibration_split, n)
-        return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)
-
-    def training_data() -> Any:
-        if calibration is None:
-            raise UnsupportedHere(f"no training split '{spec.task.calibration_split}' for this dataset")
-        return task.load_examples(calibration, spec.task.calibration_split, None)
-
-    ctx = CompressContext(
-        device=spec.device,
-        seed=spec.seed,
-        workdir=workdir,
-        threads=spec.threads,
-        cpu_flags=flags,
-        calibration_batches=calibration_batches,
-        training_data=training_data,
-        notes=state.fields["notes"],
-    )
-    with state.phase("compress", sampler):
-        compressed = compressor.compress(model, ctx)
+    ctx = build_context(spec, task, tokenizer, workdir, flags)
+    ctx.notes = state.fields["notes"]
+    state.fields["compression"] = ctx.facts
+    verifications: list[tuple[str, Verification]] = []
+    compressed = model
     del model
-    verification = compressor.verify(census_before.model_dump(), compressed)
+    with state.phase("compress", sampler):
+        for name, compressor in steps:
+            before = take_census(compressed.tensors())
+            compressed = compressor.compress(compressed, ctx)
+            verifications.append((name, compressor.verify(before.model_dump(), compressed)))
+            if not verifications[-1][1].passed:
+                break
+    verification = combine(verifications)
     state.fields["verification"] = verification
     if not verification.passed:
-        raise CompressionNotApplied(f"{spec.compressor.name}: verification failed: {verification.summary}")
+        raise CompressionNotApplied(f"{spec.compressor.display_name}: verification failed: {verification.summary}")
 
     with state.phase("save"):
         saved_dir = workdir / "saved"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
 from bench.errors import CompressionNotApplied
 from bench.measure.census import is_wrapper_tensor, take_census
+from compressors.onnx_export import export_for_ort, ort_session, verify_int8_graph
 
 
 class Int8DynamicConfig(BaseModel):
@@ -26,11 +27,13 @@ class Int8DynamicConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["torch-ao", "torchao"] = "torch-ao"
+    backend: Literal["torch-ao", "torchao", "onnxruntime"] = "torch-ao"
     engine: Literal["x86", "fbgemm", "onednn", "qnnpack"] | None = None
     """torch.ao quantized engine; default: torch's choice for this CPU."""
     per_channel: bool = True
-    """One weight scale per output channel (torch-ao backend); per-tensor otherwise."""
+    """One weight scale per output channel (torch-ao and onnxruntime backends); per-tensor otherwise."""
+    fuse: bool = True
+    """onnxruntime backend: fuse transformer blocks before quantizing."""
     skip: list[str] = []
     """Regular expressions (re.search) over module names kept in float, e.g. 'layer\\.\\d+\\.output\\.dense$'."""
 
@@ -69,7 +72,7 @@ class Int8Dynamic(Compressor):
     """Quantize every nn.Linear to int8 weights with dynamic int8 activations (CPU)."""
 
     name = "int8-dynamic"
-    description = "PyTorch dynamic int8 quantization of Linear layers (CPU)"
+    description = "dynamic int8 quantization of Linear layers: PyTorch (default), torchao or ONNX Runtime (CPU)"
     Config = Int8DynamicConfig
     devices = frozenset({"cpu"})
     config: Int8DynamicConfig
@@ -81,6 +84,8 @@ class Int8Dynamic(Compressor):
             raise TypeError(f"int8-dynamic needs an eager PyTorch model, got {model.runtime}")
         if not {"avx512_vnni", "avx_vnni", "amx_int8"} & ctx.cpu_flags:
             ctx.notes.append("int8 on a CPU without VNNI/AMX int8 instructions: little or no speed-up expected")
+        if self.config.backend == "onnxruntime":
+            return self._onnxruntime(model, ctx)
         if self.config.backend == "torchao":
             from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
@@ -107,7 +112,24 @@ class Int8Dynamic(Compressor):
         ctx.notes.append(f"quantized engine: {torch.backends.quantized.engine}")
         return TorchModel(quantized, model.tokenizer, model.device, save_format="torch")
 
+    def _onnxruntime(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        source = export_for_ort(model, ctx, self.config.fuse)
+        target = source.with_name("model-int8-dynamic.onnx")
+        quantize_dynamic(
+            source,
+            target,
+            weight_type=QuantType.QInt8,
+            per_channel=self.config.per_channel,
+            # fused graphs hold com.microsoft operators whose outputs ONNX shape inference cannot type
+            extra_options={"DefaultTensorType": 1},  # onnx.TensorProto.FLOAT
+        )
+        return ort_session(target, model, ctx)
+
     def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+        if self.config.backend == "onnxruntime":
+            return verify_int8_graph(after, "int8-dynamic (onnxruntime)")
         if not isinstance(after, TorchModel):
             raise CompressionNotApplied("int8-dynamic returned a model that is not eager PyTorch")
         counts = count_linear(after.module)

@@ -6,6 +6,7 @@ import json
 import os
 import string
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,38 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "squad" / "dev-v1.1.json").is_file():
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+class TinyRun:
+    """The tiny suite's first run, its task and model, and a CompressContext built as the worker builds it."""
+
+    def __init__(self, suite_path: Path, workdir: Path, flags: frozenset[str]) -> None:
+        from bench.config import load_suite
+        from bench.datadir import Source
+        from bench.runner import RunOptions, plan
+        from bench.validate import resolve
+
+        resolved = resolve(load_suite(suite_path), suite_path)
+        self.spec = plan(resolved, RunOptions(results_dir=workdir))[0]
+        from bench.registry import load_task
+
+        self.task = load_task("qa").from_mapping(self.spec.task.options)
+        self.source = Source(self.spec.model_source, True)
+        self.workdir = workdir
+        self.flags = flags
+
+    def model(self) -> Any:
+        return self.task.load_model(self.source, "cpu")
+
+    def context(self, flags: frozenset[str] | None = None) -> Any:
+        from bench.worker import build_context
+
+        model = self.model()
+        return build_context(self.spec, self.task, model.tokenizer, self.workdir, flags or self.flags)
+
+
+@pytest.fixture
+def tiny_run(tiny_suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TinyRun:
+    """See TinyRun. The bench cache goes to a temporary folder."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    return TinyRun(tiny_suite, tmp_path / "work", frozenset({"avx512_vnni", "avx512_bf16"}))

@@ -6,23 +6,13 @@ from typing import Any
 import pytest
 import torch
 
-from bench.api import CompressContext, TorchModel
+from bench.api import TorchModel
 from bench.datadir import Source
 from bench.measure.census import take_census
 from bench.registry import COMPRESSORS_GROUP, available, load_compressor
 from bench.tasks.qa import QATask
 
-
-def context(tmp_path: Path, flags: frozenset[str] = frozenset({"avx512_vnni"})) -> CompressContext:
-    return CompressContext(
-        device="cpu",
-        seed=0,
-        workdir=tmp_path,
-        threads=1,
-        cpu_flags=flags,
-        calibration_batches=lambda n: [],
-        training_data=lambda: [],
-    )
+from .conftest import TinyRun
 
 
 def load(tiny_model_dir: Path) -> TorchModel:
@@ -37,18 +27,20 @@ def test_builtins_are_registered_through_entry_points() -> None:
     assert names["int8-dynamic"].target == "compressors.int8_dynamic:Int8Dynamic"
 
 
-def test_baseline_is_identity(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_baseline_is_identity(tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun) -> None:
     model = load(tiny_model_dir)
-    out = load_compressor("baseline").from_mapping({}).compress(model, context(tmp_path))
+    out = load_compressor("baseline").from_mapping({}).compress(model, tiny_run.context())
     assert out is model
 
 
 @pytest.mark.parametrize("config", [{}, {"per_channel": False}])
-def test_int8_dynamic_quantizes_every_linear(tiny_model_dir: Path, tmp_path: Path, config: dict[str, Any]) -> None:
+def test_int8_dynamic_quantizes_every_linear(
+    tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun, config: dict[str, Any]
+) -> None:
     model = load(tiny_model_dir)
     before = take_census(model.tensors())
     comp = load_compressor("int8-dynamic").from_mapping(config)
-    ctx = context(tmp_path)
+    ctx = tiny_run.context()
     out = comp.compress(model, ctx)
     verdict = comp.verify(before.model_dump(), out)
     assert verdict.passed, verdict.summary
@@ -68,22 +60,24 @@ def test_int8_dynamic_quantizes_every_linear(tiny_model_dir: Path, tmp_path: Pat
     assert any("quantized engine" in n for n in ctx.notes)
 
 
-def test_int8_dynamic_skip_keeps_modules_float(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_int8_dynamic_skip_keeps_modules_float(tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun) -> None:
     model = load(tiny_model_dir)
     comp = load_compressor("int8-dynamic").from_mapping({"skip": [r"layer\.\d+\.output\.dense$"]})
-    out = comp.compress(model, context(tmp_path))
+    out = comp.compress(model, tiny_run.context())
     verdict = comp.verify({}, out)
     assert verdict.passed
     assert verdict.checks["float_linear"] == 2
 
 
-def test_int8_dynamic_that_quantizes_nothing_fails_verification(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_int8_dynamic_that_quantizes_nothing_fails_verification(
+    tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun
+) -> None:
     comp = load_compressor("int8-dynamic").from_mapping({"skip": ["."]})
-    out = comp.compress(load(tiny_model_dir), context(tmp_path))
+    out = comp.compress(load(tiny_model_dir), tiny_run.context())
     assert not comp.verify({}, out).passed
 
 
-def test_int8_without_vnni_is_flagged(tiny_model_dir: Path, tmp_path: Path) -> None:
-    ctx = context(tmp_path, flags=frozenset({"avx2"}))
+def test_int8_without_vnni_is_flagged(tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun) -> None:
+    ctx = tiny_run.context(frozenset({"avx2"}))
     load_compressor("int8-dynamic").from_mapping({}).compress(load(tiny_model_dir), ctx)
     assert any("without VNNI" in n for n in ctx.notes)

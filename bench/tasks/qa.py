@@ -3,7 +3,7 @@ official EM/F1, and agreement with the baseline's answers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,8 @@ from bench.datadir import Source
 from bench.errors import DataNotFoundError
 from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
 from bench.tasks.squad_data import load_squad
+
+_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 class QAOptions(BaseModel):
@@ -49,23 +51,43 @@ class QATask(Task):
     primary_metric = "f1"
     options: QAOptions
 
-    def load_model(self, source: Source, device: str, revision: str | None = None) -> ModelHandle:
+    def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(source.location, revision=revision)
-            module = AutoModelForQuestionAnswering.from_pretrained(source.location, revision=revision)
+            module = AutoModelForQuestionAnswering.from_pretrained(source.location, revision=revision, **kwargs)
         except OSError as exc:
             raise DataNotFoundError(f"cannot load model {source.describe()}: {exc}".splitlines()[0]) from None
         if not getattr(tokenizer, "is_fast", False):
             raise DataNotFoundError(
                 f"model {source.describe()}: QA span decoding needs a fast tokenizer (tokenizer.json)"
             )
-        module.eval().to(device)
+        module.eval()
+        if "quantization_config" not in kwargs:  # bitsandbytes places the weights itself
+            module.to(device)
         return TorchModel(module, tokenizer, device)
 
     def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
         return load_squad(source.location, source.local, split, limit)
+
+    def _windows(self, tokenizer: Any, example: dict[str, Any], seq_len: int) -> Any:
+        """Tokenize one example into overlapping windows of `seq_len` tokens."""
+        question = example["question"].lstrip()
+        specials = tokenizer.num_special_tokens_to_add(pair=True)
+        room = seq_len - specials - len(tokenizer(question, add_special_tokens=False)["input_ids"])
+        if room < 2:
+            raise ValueError(f"sequence length {seq_len} leaves no room for the context of question {example['id']!r}")
+        return tokenizer(
+            question,
+            example["context"],
+            truncation="only_second",
+            max_length=seq_len,
+            stride=min(self.options.doc_stride, room - 1),
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding="max_length",
+        )
 
     def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> QAFeatures:
         """Windows of `seq_len` tokens over each context, overlapping by `doc_stride` tokens (less where
@@ -73,25 +95,9 @@ class QATask(Task):
         inputs: dict[str, list[np.ndarray]] = {}
         example_index: list[int] = []
         offsets: list[list[tuple[int, int] | None]] = []
-        specials = tokenizer.num_special_tokens_to_add(pair=True)
         for i, example in enumerate(examples):
-            question = example["question"].lstrip()
-            room = seq_len - specials - len(tokenizer(question, add_special_tokens=False)["input_ids"])
-            if room < 2:
-                raise ValueError(
-                    f"sequence length {seq_len} leaves no room for the context of question {example['id']!r}"
-                )
-            enc = tokenizer(
-                question,
-                example["context"],
-                truncation="only_second",
-                max_length=seq_len,
-                stride=min(self.options.doc_stride, room - 1),
-                return_overflowing_tokens=True,
-                return_offsets_mapping=True,
-                padding="max_length",
-            )
-            for name in ("input_ids", "attention_mask", "token_type_ids"):
+            enc = self._windows(tokenizer, example, seq_len)
+            for name in _INPUT_NAMES:
                 if name in enc:
                     inputs.setdefault(name, []).append(np.asarray(enc[name], dtype=np.int64))
             for w, window in enumerate(enc["offset_mapping"]):
@@ -101,6 +107,55 @@ class QATask(Task):
         return QAFeatures(
             {name: np.concatenate(parts) for name, parts in inputs.items()}, np.asarray(example_index), offsets
         )
+
+    def train_batches(
+        self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
+    ) -> list[Batch]:
+        """Windows with `start_positions`/`end_positions` of the first gold answer (0, the [CLS] token,
+        where the answer is not inside the window)."""
+        import torch
+
+        columns: dict[str, list[list[int]]] = {}
+        for example in examples:
+            if not example["answers"]:
+                continue
+            a_start = example["answer_starts"][0]
+            a_end = a_start + len(example["answers"][0])
+            enc = self._windows(tokenizer, example, seq_len)
+            for w, window in enumerate(enc["offset_mapping"]):
+                seq_ids = enc.sequence_ids(w)
+                context = [j for j, sid in enumerate(seq_ids) if sid == 1]
+                start = end = 0
+                if context and window[context[0]][0] <= a_start and window[context[-1]][1] >= a_end:
+                    start = next(j for j in context if window[j][1] > a_start)
+                    end = next(j for j in reversed(context) if window[j][0] < a_end)
+                for name in _INPUT_NAMES:
+                    if name in enc:
+                        columns.setdefault(name, []).append(enc[name][w])
+                columns.setdefault("start_positions", []).append([start])
+                columns.setdefault("end_positions", []).append([end])
+        tensors = {k: torch.tensor(v, dtype=torch.long) for k, v in columns.items()}
+        tensors["start_positions"] = tensors["start_positions"].squeeze(1)
+        tensors["end_positions"] = tensors["end_positions"].squeeze(1)
+        n = len(tensors["input_ids"])
+        return [{k: v[i : i + batch_size] for k, v in tensors.items()} for i in range(0, n, batch_size)]
+
+    def distillation_loss(
+        self, student: Mapping[str, Any], teacher: Mapping[str, Any], batch: Batch, temperature: float, alpha: float
+    ) -> Any:
+        import torch.nn.functional as F
+
+        soft: Any = 0.0
+        hard: Any = 0.0
+        for head, label in (("start_logits", "start_positions"), ("end_logits", "end_positions")):
+            s_logits, t_logits = student[head].float(), teacher[head].float()
+            soft = soft + F.kl_div(
+                F.log_softmax(s_logits / temperature, dim=-1),
+                F.softmax(t_logits / temperature, dim=-1),
+                reduction="batchmean",
+            ) * (temperature**2)
+            hard = hard + F.cross_entropy(s_logits, batch[label].to(s_logits.device))
+        return alpha * soft / 2 + (1 - alpha) * hard / 2
 
     def batches(self, features: QAFeatures, batch_size: int, full_only: bool = False) -> list[Batch]:
         import torch

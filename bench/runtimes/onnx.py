@@ -1,0 +1,156 @@
+"""ONNX: export an eager model, run it with ONNX Runtime, and census its graph.
+
+Imported only by the compressors that produce ONNX models (extra `onnx`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.api import Batch, ModelHandle, TorchModel
+
+# Operators that compute in 8-bit integers, in QOperator or dynamic form; QDQ graphs mark int8
+# with QuantizeLinear/DequantizeLinear pairs around float operators (fused into int8 kernels at load).
+INT8_OPERATORS = frozenset(
+    {
+        "MatMulInteger",
+        "ConvInteger",
+        "QLinearMatMul",
+        "QLinearConv",
+        "QGemm",
+        "QAttention",
+        "QLinearAdd",
+        "QLinearMul",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "DynamicQuantizeLSTM",
+        "QuantizeLinear",
+        "DequantizeLinear",
+        "DynamicQuantizeLinear",
+    }
+)
+EXPORT_OPSET = 17
+
+
+def export(model: TorchModel, example: Batch, path: Path, opset: int = EXPORT_OPSET) -> list[str]:
+    """Export an eager model to ONNX with dynamic batch and sequence axes; return its output names."""
+    import torch
+
+    names = list(example)
+    with torch.inference_mode():
+        outputs = model.forward(example)
+    output_names = list(outputs)
+    axes = {n: {0: "batch", 1: "sequence"} for n in [*names, *output_names]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = model.module.to("cpu").eval()
+    set_attention = getattr(module, "set_attn_implementation", None)
+    if callable(set_attention):
+        # plain attention ops export to graphs that ONNX Runtime's tools understand
+        with contextlib.suppress(ValueError, NotImplementedError):
+            set_attention("eager")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (),
+            str(path),
+            kwargs={n: example[n].cpu() for n in names},
+            input_names=names,
+            output_names=output_names,
+            dynamic_axes=axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+    return output_names
+
+
+def fuse_transformer(path: Path, out: Path, config: Any) -> dict[str, int]:
+    """ONNX Runtime's transformer fusions (attention, layer norm, GELU) for BERT-like encoders.
+    Returns the fused operator counts; raises ValueError for an architecture it does not know."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model_type = getattr(config, "model_type", "")
+    if model_type not in ("bert", "roberta", "distilbert", "electra", "xlm-roberta"):
+        raise ValueError(f"no ONNX Runtime fusion for model type '{model_type}'")
+    optimized = optimize_model(
+        str(path),
+        model_type="bert" if model_type in ("roberta", "electra", "xlm-roberta") else model_type,
+        num_heads=int(config.num_attention_heads),
+        hidden_size=int(config.hidden_size),
+        opt_level=0,
+    )
+    optimized.save_model_to_file(str(out))
+    return {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
+
+
+def operator_census(path: Path) -> dict[str, int]:
+    """Node count per operator type in an ONNX graph."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return dict(sorted(Counter(node.op_type for node in graph.node).items()))
+
+
+def int8_operators(ops: Mapping[str, int]) -> int:
+    """How many operators of a census compute in, or convert to, 8-bit integers."""
+    return sum(n for op, n in ops.items() if op in INT8_OPERATORS)
+
+
+class OrtModel(ModelHandle):
+    """An ONNX graph run by ONNX Runtime, with the graph optimizations on and threads pinned."""
+
+    runtime = "onnxruntime"
+    save_format = "onnx"
+
+    def __init__(self, path: Path, tokenizer: Any, device: str, threads: int, config: Any = None) -> None:
+        import onnxruntime as ort
+
+        super().__init__(tokenizer, device, config)
+        self.path = path
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def forward(self, batch: Batch) -> Mapping[str, Any]:
+        import torch
+
+        feed = {name: batch[name].cpu().numpy() for name in self.input_names}
+        outputs = self.session.run(None, feed)
+        return {name: torch.from_numpy(value) for name, value in zip(self.output_names, outputs, strict=True)}
+
+    def save(self, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for source in [self.path, *self.path.parent.glob(f"{self.path.name}.data")]:
+            target = directory / source.name
+            shutil.copyfile(source, target)
+            written.append(target)
+        if self.config is not None:
+            self.config.save_pretrained(directory)
+            written.append(directory / "config.json")
+        return sorted(written)
+
+    def tensors(self) -> Iterator[tuple[str, Any]]:
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(self.path))
+        for init in model.graph.initializer:
+            yield init.name, numpy_helper.to_array(init)
+
+    def operators(self) -> dict[str, int]:
+        """Operator census of the graph as saved."""
+        return operator_census(self.path)

@@ -1,0 +1,69 @@
+"""Shared steps of the ONNX Runtime compressors: export the eager model, fuse, wrap in a session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.api import CompressContext, ModelHandle, TorchModel, Verification
+from bench.errors import UnsupportedHere
+
+
+def require_onnx() -> None:
+    """Raise UnsupportedHere (a skipped run) when the `onnx` extra is not installed."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise UnsupportedHere(f"ONNX Runtime is not installed ({exc}); pip install 'bench[onnx]'") from None
+
+
+def export_for_ort(model: ModelHandle, ctx: CompressContext, fuse: bool) -> Path:
+    """Export `model` (eager PyTorch) to ONNX in the work folder; fuse transformer blocks if asked.
+
+    The export and fusion are recorded in ctx.facts; a model that cannot be fused is noted and kept unfused.
+    """
+    from bench.runtimes.onnx import export, fuse_transformer
+
+    require_onnx()
+    if not isinstance(model, TorchModel):
+        raise TypeError(f"ONNX export needs an eager PyTorch model, got {model.runtime}")
+    folder = ctx.workdir / "onnx"
+    path = folder / "model.onnx"
+    outputs = export(model, ctx.example_batch(), path)
+    ctx.facts["onnx_outputs"] = outputs
+    if not fuse:
+        return path
+    fused = folder / "model-fused.onnx"
+    try:
+        ctx.facts["onnx_fusions"] = fuse_transformer(path, fused, model.config)
+    except ValueError as exc:
+        ctx.notes.append(f"ONNX graph not fused: {exc}")
+        return path
+    return fused
+
+
+def ort_session(path: Path, model: ModelHandle, ctx: CompressContext):  # type: ignore[no-untyped-def]
+    """An OrtModel over `path`, with the run's thread count."""
+    from bench.runtimes.onnx import OrtModel
+
+    return OrtModel(path, model.tokenizer, ctx.device, ctx.threads, model.config)
+
+
+def verify_int8_graph(after: ModelHandle, what: str) -> Verification:
+    """Pass when the ONNX graph has int8 operators and int8 weights; fail when it stayed float."""
+    from bench.measure.census import take_census
+    from bench.runtimes.onnx import OrtModel, int8_operators
+
+    if not isinstance(after, OrtModel):
+        return Verification(passed=False, summary=f"{what} did not produce an ONNX Runtime model")
+    ops = after.operators()
+    census = take_census(after.tensors())
+    int8_weights = sum(n for dtype, n in census.dtypes.items() if dtype in ("int8", "uint8"))
+    checks = {"operators": ops, "int8_operators": int8_operators(ops), "weight_dtypes": census.dtypes}
+    if checks["int8_operators"] == 0 or int8_weights == 0:
+        return Verification(passed=False, summary=f"{what}: the ONNX graph has no int8 operators", checks=checks)
+    return Verification(
+        passed=True,
+        summary=f"{checks['int8_operators']} int8 operators in the ONNX graph, {int8_weights:,} int8 weights",
+        checks=checks,
+    )
