@@ -76,7 +76,7 @@ def test_shipped_suites_validate() -> None:
         ),
         (
             VALID.replace("{name: int8-dynamic}", "{name: int8-dynamic, config: {backend: onnx}}"),
-            "compressors[1].config.backend: Input should be 'torch-ao' or 'torchao'",
+            "compressors[1].config.backend: Input should be 'torch-ao', 'torchao' or 'onnxruntime'",
         ),
         (VALID.replace("dataset: squad", "dataset: squad, options: {n_best: 0}"), "task.options.n_best"),
         ("model: {id: x\n", "invalid YAML"),
@@ -95,3 +95,20 @@ def test_missing_suite_file(tmp_path: Path) -> None:
 def test_more_problems_are_counted(tmp_path: Path) -> None:
     message = error_of(tmp_path, VALID + "batch_sizes: [0]\nsequence_lengths: [-1]\n")
     assert "(and 1 more problem)" in message
+
+
+def test_chains(tmp_path: Path) -> None:
+    suite = load_suite(
+        write(tmp_path, VALID + "  - chain: [{name: baseline}, {name: int8-dynamic, config: {per_channel: false}}]\n")
+    )
+    chain = suite.compressors[2]
+    assert chain.display_name == "baseline+int8-dynamic"
+    assert [s.name for s in chain.steps] == ["baseline", "int8-dynamic"]
+    check_plugins(suite)
+    for bad, expected in (
+        ("  - chain: [{name: baseline}]\n", "at least two"),
+        ("  - {name: baseline, chain: [{name: baseline}, {name: baseline}]}\n", "either `name`"),
+        ("  - chain: [{name: baseline}, {name: int8-dynamc}]\n", "compressors[2].chain[1].name: unknown compressor"),
+        ("  - chain: [{name: baseline}, {name: int8-dynamic, config: {x: 1}}]\n", "compressors[2].chain[1].config.x"),
+    ):
+        assert expected in error_of(tmp_path, VALID + bad)
