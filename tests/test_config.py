@@ -97,9 +97,18 @@ def test_more_problems_are_counted(tmp_path: Path) -> None:
     assert "(and 1 more problem)" in message
 
 
+BLOCK = """
+model: {id: some/model}
+task: {name: qa, dataset: squad}
+compressors:
+  - name: baseline
+  - name: int8-dynamic
+"""
+
+
 def test_chains(tmp_path: Path) -> None:
     suite = load_suite(
-        write(tmp_path, VALID + "  - chain: [{name: baseline}, {name: int8-dynamic, config: {per_channel: false}}]\n")
+        write(tmp_path, BLOCK + "  - chain: [{name: baseline}, {name: int8-dynamic, config: {per_channel: false}}]\n")
     )
     chain = suite.compressors[2]
     assert chain.display_name == "baseline+int8-dynamic"
@@ -111,4 +120,4 @@ def test_chains(tmp_path: Path) -> None:
         ("  - chain: [{name: baseline}, {name: int8-dynamc}]\n", "compressors[2].chain[1].name: unknown compressor"),
         ("  - chain: [{name: baseline}, {name: int8-dynamic, config: {x: 1}}]\n", "compressors[2].chain[1].config.x"),
     ):
-        assert expected in error_of(tmp_path, VALID + bad)
+        assert expected in error_of(tmp_path, BLOCK + bad)
