@@ -54,7 +54,13 @@ class _Reader:
     """onnxruntime's CalibrationDataReader protocol over bench batches."""
 
     def __init__(self, batches: list[Batch], input_names: list[str]) -> None:
-        self._items: Iterator[dict[str, Any]] = iter([{n: b[n].cpu().numpy() for n in input_names} for b in batches])
+        # one row at a time: the histogram calibrators need every sample to have the same shape
+        rows = [
+            {n: b[n][i : i + 1].cpu().numpy() for n in input_names}
+            for b in batches
+            for i in range(len(b[input_names[0]]))
+        ]
+        self._items: Iterator[dict[str, Any]] = iter(rows)
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self._items, None)

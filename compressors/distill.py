@@ -1,0 +1,208 @@
+"""Distillation: a student made from some of the teacher's layers, trained to match the teacher's outputs
+(soft targets at a temperature) and the task's hard labels, on the task's training split.
+
+Trained students are cached by the hash of everything that determines them, so re-runs do not retrain.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.errors import UnsupportedHere
+from bench.measure.census import take_census
+
+
+class DistillConfig(BaseModel):
+    """Settings of distill."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    layers: list[int] | None = None
+    """Teacher layers copied into the student (0-based); default: `num_layers` evenly spaced ones."""
+    num_layers: PositiveInt = 3
+    max_steps: PositiveInt = 300
+    max_time_s: PositiveFloat = 300.0
+    """Training stops at whichever of max_steps and max_time_s comes first."""
+    batch_size: PositiveInt = 16
+    learning_rate: PositiveFloat = 1e-4
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    temperature: PositiveFloat = 2.0
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+    """Weight of the soft-target loss; 1 - alpha weighs the hard labels."""
+    train_examples: PositiveInt = 4000
+    """The first N examples of the training split."""
+    max_seq_length: PositiveInt = 256
+    """Training window length (evaluation uses the run's sequence length)."""
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _layers_distinct(self) -> DistillConfig:
+        if self.layers is not None and (not self.layers or len(set(self.layers)) != len(self.layers)):
+            raise ValueError("layers must be distinct teacher layer indices")
+        return self
+
+
+def _blocks(module: Any) -> tuple[Any, str]:
+    """The container of transformer blocks and the config attribute holding their count."""
+    base = getattr(module, "base_model", module)
+    for owner, attr, count in (
+        (getattr(base, "encoder", None), "layer", "num_hidden_layers"),
+        (getattr(base, "transformer", None), "layer", "n_layers"),
+    ):
+        if owner is not None and hasattr(owner, attr):
+            return owner, count
+    raise UnsupportedHere(f"distill: no encoder layer list found in {type(module).__name__}")
+
+
+def student_layers(teacher_layers: int, config: DistillConfig) -> list[int]:
+    """Which teacher layers the student keeps, in order."""
+    if config.layers is not None:
+        bad = [i for i in config.layers if not 0 <= i < teacher_layers]
+        if bad:
+            raise ValueError(f"distill: layers {bad} do not exist (the teacher has {teacher_layers})")
+        return sorted(config.layers)
+    n = min(config.num_layers, teacher_layers)
+    if n == teacher_layers:
+        raise ValueError(f"distill: num_layers {n} is not fewer than the teacher's {teacher_layers}")
+    step = teacher_layers / n
+    return sorted({int(step * i + step - 1) for i in range(n)})
+
+
+def make_student(teacher: Any, keep: list[int]) -> Any:
+    """A deep copy of the teacher with only the `keep` blocks."""
+    import torch
+
+    student = copy.deepcopy(teacher)
+    owner, count_attr = _blocks(student)
+    owner.layer = torch.nn.ModuleList([owner.layer[i] for i in keep])
+    setattr(student.config, count_attr, len(keep))
+    return student
+
+
+def _fingerprint(source: str) -> str:
+    """Identity of the teacher: its local files' names, sizes and times, or the hub id."""
+    path = Path(source)
+    if not path.is_dir():
+        return source
+    return json.dumps(sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in path.iterdir() if p.is_file()))
+
+
+class Distill(Compressor):
+    """Train a shallower student from the teacher's own layers."""
+
+    name = "distill"
+    description = "student from the teacher's layers, trained on the training split with soft + hard targets"
+    Config = DistillConfig
+    config: DistillConfig
+
+    def cache_key(self, ctx: CompressContext) -> str:
+        """Hash of everything that determines the trained student."""
+        payload = {
+            "config": self.config.model_dump(),
+            "teacher": ctx.model_source,
+            "teacher_files": _fingerprint(ctx.model_source),
+            "task": ctx.task.name,
+            "task_options": ctx.task.options.model_dump(),
+            "version": 1,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+
+        if not isinstance(model, TorchModel):
+            raise TypeError(f"distill needs an eager PyTorch teacher, got {model.runtime}")
+        owner, _ = _blocks(model.module)
+        keep = student_layers(len(owner.layer), self.config)
+        key = self.cache_key(ctx)
+        cached = ctx.cache_dir / "students" / key
+        ctx.facts.update({"student_layers": keep, "teacher_layers": len(owner.layer), "cache_key": key})
+        if (cached / "training.json").is_file():
+            student_cls: Any = type(model.module)
+            student = student_cls.from_pretrained(cached).to(model.device).eval()
+            ctx.facts.update(json.loads((cached / "training.json").read_text()), cached=True)
+            return TorchModel(student, model.tokenizer, model.device)
+        student = make_student(model.module, keep)
+        facts = self.train(model, student, ctx)
+        student.save_pretrained(cached)
+        (cached / "training.json").write_text(json.dumps(facts, indent=2))
+        ctx.facts.update(facts, cached=False)
+        return TorchModel(student.eval(), model.tokenizer, model.device)
+
+    def train(self, teacher: TorchModel, student: Any, ctx: CompressContext) -> dict[str, Any]:
+        """Train `student` in place; return the training facts (steps, time, losses)."""
+        import torch
+
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        examples = ctx.training_examples(cfg.train_examples)
+        batches = ctx.task.train_batches(teacher.tokenizer, examples, cfg.max_seq_length, cfg.batch_size)
+        if not batches:
+            raise ValueError("distill: the training split gave no training batches")
+        rng = random.Random(cfg.seed)
+        optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate)
+        warmup = max(1, int(cfg.max_steps * cfg.warmup_ratio))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: min((step + 1) / warmup, max(0.0, (cfg.max_steps - step) / max(1, cfg.max_steps - warmup))),
+        )
+        teacher.module.eval()
+        student.train()
+        losses: list[float] = []
+        order: list[int] = []
+        start = time.perf_counter()
+        while len(losses) < cfg.max_steps and time.perf_counter() - start < cfg.max_time_s:
+            if not order:
+                order = list(range(len(batches)))
+                rng.shuffle(order)
+            batch = {k: v.to(teacher.device) for k, v in batches[order.pop()].items()}
+            inputs = {k: v for k, v in batch.items() if k not in ("start_positions", "end_positions", "labels")}
+            with torch.no_grad():
+                teacher_out = teacher.module(**inputs)
+            student_out = student(**inputs)
+            loss = ctx.task.distillation_loss(student_out, teacher_out, batch, cfg.temperature, cfg.alpha)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+        student.eval()
+        window = max(1, len(losses) // 10)
+        return {
+            "train_steps": len(losses),
+            "train_time_s": time.perf_counter() - start,
+            "train_windows": sum(len(b["input_ids"]) for b in batches),
+            "stopped_by": "max_steps" if len(losses) >= cfg.max_steps else "max_time_s",
+            "loss_first": sum(losses[:window]) / window,
+            "loss_last": sum(losses[-window:]) / window,
+            "loss_curve": [
+                round(sum(losses[i : i + window]) / len(losses[i : i + window]), 4)
+                for i in range(0, len(losses), window)
+            ],
+        }
+
+    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+        if not isinstance(after, TorchModel):
+            return Verification(passed=False, summary="not a PyTorch model")
+        owner, _ = _blocks(after.module)
+        params = take_census(after.tensors()).parameters
+        checks = {
+            "student_layers": len(owner.layer),
+            "parameters_before": before.get("parameters"),
+            "parameters_after": params,
+        }
+        if params >= int(before.get("parameters", 0)):
+            return Verification(passed=False, summary="the student is not smaller than the teacher", checks=checks)
+        return Verification(
+            passed=True, summary=f"student of {len(owner.layer)} layers, {params:,} parameters", checks=checks
+        )

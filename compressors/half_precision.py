@@ -1,0 +1,69 @@
+"""fp16 and bf16: cast the weights and run in that precision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.measure.census import take_census
+
+
+class _Cast(Compressor):
+    """Cast every floating-point weight to `dtype_name` (inputs stay integer ids)."""
+
+    dtype_name: ClassVar[str]
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        import torch
+
+        if not isinstance(model, TorchModel):
+            raise TypeError(f"{self.name} needs an eager PyTorch model, got {model.runtime}")
+        model.module.to(getattr(torch, self.dtype_name))
+        return TorchModel(model.module, model.tokenizer, model.device)
+
+    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+        census = take_census(after.tensors())
+        floats = {d: n for d, n in census.dtypes.items() if d.startswith(("float", "bfloat"))}
+        cast = floats.get(self.dtype_name, 0)
+        total = sum(floats.values())
+        checks = {"weight_dtypes": census.dtypes}
+        if total == 0 or cast != total:
+            return Verification(
+                passed=False, summary=f"{total - cast:,} floating weights are not {self.dtype_name}", checks=checks
+            )
+        return Verification(passed=True, summary=f"all {total:,} floating weights are {self.dtype_name}", checks=checks)
+
+
+class Fp16(_Cast):
+    """Half precision. On CPU only where the ISA has fp16 arithmetic; otherwise a skipped run."""
+
+    name = "fp16"
+    description = "cast weights to float16 and run in float16 (CUDA; CPU only with AVX512-FP16/AMX-FP16)"
+    dtype_name = "float16"
+
+    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
+        if device == "cpu" and not {"avx512_fp16", "amx_fp16"} & cpu_flags:
+            return "fp16 on this CPU has no native float16 arithmetic (no AVX512-FP16 or AMX-FP16): use bf16"
+        return super().unsupported_reason(device, cpu_flags)
+
+
+class Bf16(_Cast):
+    """bfloat16, on CPU (native with AVX512-BF16/AMX-BF16) and CUDA (compute capability 8.0+)."""
+
+    name = "bf16"
+    description = "cast weights to bfloat16 and run in bfloat16 (CPU, CUDA)"
+    dtype_name = "bfloat16"
+
+    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
+        if device == "cuda":
+            import torch
+
+            if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+                return "this GPU has no bfloat16 support (compute capability below 8.0)"
+        return super().unsupported_reason(device, cpu_flags)
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        if ctx.device == "cpu" and not {"avx512_bf16", "amx_bf16"} & ctx.cpu_flags:
+            ctx.notes.append("bf16 on a CPU without AVX512-BF16/AMX-BF16: emulated, expect it slower than fp32")
+        return super().compress(model, ctx)

@@ -1,0 +1,99 @@
+"""Unstructured magnitude pruning of Linear weights, made permanent (zeros stored in dense tensors)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+
+DEFAULT_EXCLUDE = ["qa_outputs", "classifier", "lm_head", "pooler"]
+TOLERANCE = 0.01
+
+
+class PruneMagnitudeConfig(BaseModel):
+    """Settings of prune-magnitude."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sparsity: float = Field(0.5, gt=0.0, lt=1.0)
+    """Fraction of the targeted weights set to zero."""
+    scope: Literal["global", "layer"] = "global"
+    """global: one magnitude threshold over all targeted layers; layer: the same fraction in each."""
+    include: str = ""
+    """Regular expression (re.search) a Linear module's name must match; empty matches all."""
+    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    """Regular expressions of module names left dense (by default the task heads)."""
+
+
+def target_layers(module: Any, config: PruneMagnitudeConfig) -> list[tuple[str, Any]]:
+    """The Linear layers the config selects, by name."""
+    import torch
+
+    return [
+        (name, sub)
+        for name, sub in module.named_modules()
+        if isinstance(sub, torch.nn.Linear)
+        and re.search(config.include, name)
+        and not any(re.search(p, name) for p in config.exclude)
+    ]
+
+
+def weight_sparsity(layers: list[tuple[str, Any]]) -> tuple[float, dict[str, float]]:
+    """Overall and per-layer fraction of zero weights."""
+    import torch
+
+    per_layer = {n: float((m.weight == 0).float().mean()) for n, m in layers}
+    zeros = sum(int(torch.count_nonzero(m.weight == 0)) for _, m in layers)
+    total = sum(m.weight.numel() for _, m in layers)
+    return (zeros / total if total else 0.0), per_layer
+
+
+class PruneMagnitude(Compressor):
+    """Zero the smallest-magnitude weights (L1), globally or per layer."""
+
+    name = "prune-magnitude"
+    description = "unstructured magnitude pruning of Linear weights to a target sparsity"
+    Config = PruneMagnitudeConfig
+    config: PruneMagnitudeConfig
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        import torch
+        from torch.nn.utils import prune
+
+        if not isinstance(model, TorchModel):
+            raise TypeError(f"prune-magnitude needs an eager PyTorch model, got {model.runtime}")
+        layers = target_layers(model.module, self.config)
+        if not layers:
+            raise ValueError("prune-magnitude: no Linear layer matches include/exclude")
+        params = [(m, "weight") for _, m in layers]
+        with torch.no_grad():
+            if self.config.scope == "global":
+                prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=self.config.sparsity)
+            else:
+                for m, name in params:
+                    prune.l1_unstructured(m, name, amount=self.config.sparsity)
+            for m, name in params:
+                prune.remove(m, name)
+        ctx.notes.append("unstructured sparsity runs on dense kernels: no speed-up expected, only smaller zipped size")
+        ctx.facts["pruned_layers"] = len(layers)
+        return model
+
+    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+        if not isinstance(after, TorchModel):
+            return Verification(passed=False, summary="not a PyTorch model")
+        layers = target_layers(after.module, self.config)
+        measured, per_layer = weight_sparsity(layers)
+        checks: dict[str, Any] = {
+            "target_sparsity": self.config.sparsity,
+            "measured_sparsity": measured,
+            "layers": len(layers),
+            "min_layer_sparsity": min(per_layer.values(), default=0.0),
+            "max_layer_sparsity": max(per_layer.values(), default=0.0),
+        }
+        ok = abs(measured - self.config.sparsity) <= TOLERANCE
+        summary = f"measured sparsity {measured:.4f} of {len(layers)} Linear layers (target {self.config.sparsity})"
+        return Verification(passed=ok, summary=summary, checks=checks)

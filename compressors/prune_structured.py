@@ -1,0 +1,158 @@
+"""Structured pruning: remove whole attention heads and FFN neurons, so the matrices really shrink."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.errors import UnsupportedHere
+from bench.measure.census import take_census
+
+
+class PruneStructuredConfig(BaseModel):
+    """Settings of prune-structured."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    heads: float = Field(0.25, ge=0.0, lt=1.0)
+    """Fraction of attention heads removed in each layer (at least one head always stays)."""
+    ffn: float = Field(0.25, ge=0.0, lt=1.0)
+    """Fraction of feed-forward neurons removed in each layer."""
+    importance: Literal["activation", "magnitude"] = "activation"
+    """activation: mean |output| on training-split batches times the outgoing weight norm;
+    magnitude: weight norms only (no data)."""
+    calibration_samples: PositiveInt = 32
+
+
+def encoder_layers(module: Any) -> list[Any]:
+    """The transformer blocks of a BERT-style encoder, or UnsupportedHere."""
+    base = getattr(module, "base_model", module)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    needed = ("attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense")
+    if not layers or not all(_has(layers[0], path) for path in needed):
+        kind = getattr(getattr(module, "config", None), "model_type", type(module).__name__)
+        raise UnsupportedHere(f"prune-structured supports BERT-style encoders; '{kind}' has another layout")
+    return list(layers)
+
+
+def _has(obj: Any, path: str) -> bool:
+    for part in path.split("."):
+        if not hasattr(obj, part):
+            return False
+        obj = getattr(obj, part)
+    return True
+
+
+def _magnitude_scores(layer: Any) -> tuple[Any, Any]:
+    attn = layer.attention.self
+    heads, size = attn.num_attention_heads, attn.attention_head_size
+    rows = [m.weight.view(heads, size, -1).pow(2).sum(dim=(1, 2)) for m in (attn.query, attn.key, attn.value)]
+    out = layer.attention.output.dense.weight.view(-1, heads, size).pow(2).sum(dim=(0, 2))
+    head_scores = (sum(rows) + out).sqrt()
+    neuron_scores = layer.intermediate.dense.weight.norm(dim=1) * layer.output.dense.weight.norm(dim=0)
+    return head_scores, neuron_scores
+
+
+def _activation_scores(module: Any, layers: list[Any], batches: list[Any], device: str) -> list[tuple[Any, Any]]:
+    import torch
+
+    sums: dict[int, list[Any]] = {}
+
+    def hook(index: int, kind: int, heads: int) -> Any:
+        def record(_: Any, inputs: tuple[Any, ...]) -> None:
+            x = inputs[0].detach().float().abs()
+            value = x.view(*x.shape[:-1], heads, -1).mean(dim=(0, 1, 3)) if kind == 0 else x.mean(dim=(0, 1))
+            slot = sums.setdefault(index, [0, 0])
+            slot[kind] = slot[kind] + value
+
+        return record
+
+    handles = []
+    for i, layer in enumerate(layers):
+        heads = layer.attention.self.num_attention_heads
+        handles.append(layer.attention.output.dense.register_forward_pre_hook(hook(i, 0, heads)))
+        handles.append(layer.output.dense.register_forward_pre_hook(hook(i, 1, 0)))
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                module(**{k: v.to(device) for k, v in batch.items()})
+    finally:
+        for h in handles:
+            h.remove()
+    scores = []
+    with torch.no_grad():
+        for i, layer in enumerate(layers):
+            attn = layer.attention.self
+            w_o = layer.attention.output.dense.weight.view(-1, attn.num_attention_heads, attn.attention_head_size)
+            head_out = w_o.pow(2).sum(dim=(0, 2)).sqrt()
+            neuron_out = layer.output.dense.weight.norm(dim=0)
+            scores.append((sums[i][0] * head_out, sums[i][1] * neuron_out))
+    return scores
+
+
+class PruneStructured(Compressor):
+    """Remove the least important heads and FFN neurons of every layer."""
+
+    name = "prune-structured"
+    description = "remove attention heads and FFN neurons by importance (smaller matrices: faster, smaller)"
+    Config = PruneStructuredConfig
+    config: PruneStructuredConfig
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        import torch
+        from transformers.pytorch_utils import prune_linear_layer
+
+        if not isinstance(model, TorchModel):
+            raise TypeError(f"prune-structured needs an eager PyTorch model, got {model.runtime}")
+        module: Any = model.module
+        layers = encoder_layers(module)
+        if self.config.importance == "activation":
+            data = ctx.calibration_data(self.config.calibration_samples)
+            ctx.facts["calibration"] = {"split": "train", "example_ids": data.example_ids}
+            scores = _activation_scores(module, layers, data.batches, model.device)
+        else:
+            with torch.no_grad():
+                scores = [_magnitude_scores(layer) for layer in layers]
+        heads_to_prune: dict[int, list[int]] = {}
+        neurons_removed: list[int] = []
+        with torch.no_grad():
+            for i, (layer, (head_scores, neuron_scores)) in enumerate(zip(layers, scores, strict=True)):
+                n_heads = layer.attention.self.num_attention_heads
+                drop = min(round(n_heads * self.config.heads), n_heads - 1)
+                if drop:
+                    heads_to_prune[i] = sorted(int(h) for h in torch.argsort(head_scores)[:drop])
+                width = layer.intermediate.dense.out_features
+                n_drop = round(width * self.config.ffn)
+                if n_drop:
+                    keep: Any = torch.argsort(neuron_scores, descending=True)[: width - n_drop].sort().values
+                    layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, keep, dim=0)
+                    layer.output.dense = prune_linear_layer(layer.output.dense, keep, dim=1)
+                neurons_removed.append(n_drop)
+            if heads_to_prune:
+                module.prune_heads(heads_to_prune)
+        ctx.facts["heads_removed"] = {str(k): v for k, v in heads_to_prune.items()}
+        ctx.facts["ffn_neurons_removed"] = neurons_removed
+        ctx.notes.append("structured pruning without fine-tuning: accuracy loss is not recovered")
+        return model
+
+    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+        if not isinstance(after, TorchModel):
+            return Verification(passed=False, summary="not a PyTorch model")
+        layers = encoder_layers(after.module)
+        params_after = take_census(after.tensors()).parameters
+        params_before = int(before.get("parameters", 0))
+        checks = {
+            "parameters_before": params_before,
+            "parameters_after": params_after,
+            "heads_per_layer": [layer.attention.self.num_attention_heads for layer in layers],
+            "ffn_width_per_layer": [layer.intermediate.dense.out_features for layer in layers],
+        }
+        removed = params_before - params_after
+        if removed <= 0 and (self.config.heads or self.config.ffn):
+            return Verification(passed=False, summary="no parameter was removed", checks=checks)
+        return Verification(
+            passed=True, summary=f"{removed:,} parameters removed ({100 * removed / params_before:.1f}%)", checks=checks
+        )

@@ -1,0 +1,140 @@
+"""Each compressor of the family on the tiny model: its effect is really there."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from bench.api import TorchModel
+from bench.measure.census import take_census
+from bench.registry import load_compressor
+
+from .conftest import TinyRun
+
+
+def apply(run: TinyRun, name: str, config: dict[str, Any] | None = None, flags: frozenset[str] | None = None) -> Any:
+    model = run.model()
+    before = take_census(model.tensors())
+    compressor = load_compressor(name).from_mapping(config or {})
+    ctx = run.context(flags)
+    out = compressor.compress(model, ctx)
+    verdict = compressor.verify(before.model_dump(), out)
+    return out, verdict, ctx, before
+
+
+def logits(model: Any, run: TinyRun) -> torch.Tensor:
+    return model.forward(run.context().example_batch())["start_logits"].float()
+
+
+def test_bf16_casts_every_float_weight(tiny_run: TinyRun, tmp_path: Path) -> None:
+    out, verdict, ctx, before = apply(tiny_run, "bf16")
+    assert verdict.passed, verdict.summary
+    assert set(verdict.checks["weight_dtypes"]) == {"bfloat16"}
+    saved = sum(p.stat().st_size for p in out.save(tmp_path / "s") if p.suffix == ".safetensors")
+    assert saved < 0.6 * 4 * before.parameters
+    reference = logits(tiny_run.model(), tiny_run)
+    assert torch.allclose(logits(out, tiny_run), reference, atol=0.1)
+
+
+def test_bf16_without_native_support_is_flagged(tiny_run: TinyRun) -> None:
+    _, _, ctx, _ = apply(tiny_run, "bf16", flags=frozenset({"avx2"}))
+    assert any("emulated" in n for n in ctx.notes)
+
+
+def test_fp16_on_cpu_is_skipped_without_fp16_arithmetic() -> None:
+    fp16 = load_compressor("fp16").from_mapping({})
+    assert "no native float16" in fp16.unsupported_reason("cpu", frozenset({"avx512_bf16"}))
+    assert fp16.unsupported_reason("cpu", frozenset({"avx512_fp16"})) is None
+
+
+@pytest.mark.parametrize("name", ["bnb-int8", "bnb-nf4"])
+def test_bitsandbytes_is_skipped_on_cpu(name: str) -> None:
+    reason = load_compressor(name).from_mapping({}).unsupported_reason("cpu", frozenset())
+    assert reason is not None and "CUDA" in reason
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("sparsity", [0.3, 0.7])
+def test_prune_magnitude_reaches_its_sparsity(tiny_run: TinyRun, scope: str, sparsity: float) -> None:
+    out, verdict, ctx, _ = apply(tiny_run, "prune-magnitude", {"sparsity": sparsity, "scope": scope})
+    assert verdict.passed, verdict.summary
+    assert abs(verdict.checks["measured_sparsity"] - sparsity) <= 0.01
+    if scope == "layer":
+        assert verdict.checks["min_layer_sparsity"] == pytest.approx(sparsity, abs=0.01)
+    assert (out.module.qa_outputs.weight != 0).all()  # the task head is left dense
+    assert any("dense kernels" in n for n in ctx.notes)
+
+
+@pytest.mark.parametrize("importance", ["activation", "magnitude"])
+def test_prune_structured_removes_heads_and_neurons(tiny_run: TinyRun, importance: str) -> None:
+    out, verdict, ctx, before = apply(
+        tiny_run, "prune-structured", {"heads": 0.5, "ffn": 0.5, "importance": importance}
+    )
+    assert verdict.passed, verdict.summary
+    assert verdict.checks["heads_per_layer"] == [2, 2]  # of 4
+    assert verdict.checks["ffn_width_per_layer"] == [64, 64]  # of 128
+    assert take_census(out.tensors()).parameters < before.parameters
+    assert logits(out, tiny_run).shape[-1] == tiny_run.spec.sequence_length
+    if importance == "activation":
+        assert ctx.facts["calibration"]["example_ids"][0].startswith("train")
+
+
+def test_distill_trains_a_shallower_student_and_caches_it(tiny_run: TinyRun) -> None:
+    config = {"num_layers": 1, "max_steps": 40, "batch_size": 4, "learning_rate": 1e-3, "max_seq_length": 64}
+    out, verdict, ctx, before = apply(tiny_run, "distill", config)
+    assert verdict.passed, verdict.summary
+    assert verdict.checks["student_layers"] == 1
+    assert ctx.facts["train_steps"] == 40 and not ctx.facts["cached"]
+    assert ctx.facts["loss_last"] < ctx.facts["loss_first"]
+    assert ctx.facts["train_time_s"] > 0
+    again, _, ctx2, _ = apply(tiny_run, "distill", config)
+    assert ctx2.facts["cached"] and ctx2.facts["loss_last"] == ctx.facts["loss_last"]
+    assert torch.allclose(logits(again, tiny_run), logits(out, tiny_run))
+
+
+def test_distill_rejects_impossible_layers(tiny_run: TinyRun) -> None:
+    with pytest.raises(ValueError, match="do not exist"):
+        apply(tiny_run, "distill", {"layers": [0, 5]})
+
+
+def test_onnx_fp32_matches_eager(tiny_run: TinyRun) -> None:
+    out, verdict, _, _ = apply(tiny_run, "onnx")
+    assert verdict.passed and verdict.checks["int8_operators"] == 0
+    assert torch.allclose(logits(out, tiny_run), logits(tiny_run.model(), tiny_run), atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [("int8-dynamic", {"backend": "onnxruntime"}), ("int8-static", {}), ("int8-static", {"format": "qoperator"})],
+)
+def test_onnx_int8_graphs_hold_int8_operators(
+    tiny_run: TinyRun, tmp_path: Path, name: str, config: dict[str, Any]
+) -> None:
+    out, verdict, ctx, _ = apply(tiny_run, name, config)
+    assert verdict.passed, verdict.summary
+    assert verdict.checks["int8_operators"] > 0
+    assert verdict.checks["weight_dtypes"].get("int8", 0) > 0
+    files = out.save(tmp_path / "saved")
+    assert any(p.suffix == ".onnx" for p in files)
+    assert logits(out, tiny_run).shape[-1] == tiny_run.spec.sequence_length
+    if name == "int8-static":
+        ids = ctx.facts["calibration"]["example_ids"]
+        assert ids and all(i.startswith("train") for i in ids)  # never evaluation examples
+
+
+def test_a_float_graph_claimed_int8_fails_verification(tiny_run: TinyRun) -> None:
+    onnx_model, _, _, _ = apply(tiny_run, "onnx")
+    verdict = load_compressor("int8-static").from_mapping({}).verify({}, onnx_model)
+    assert not verdict.passed and "no int8 operators" in verdict.summary
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["bnb-int8", "bnb-nf4", "fp16"])
+def test_gpu_compressors(tiny_run: TinyRun, name: str) -> None:
+    tiny_run.spec = tiny_run.spec.model_copy(update={"device": "cuda"})
+    model = TorchModel(tiny_run.model().module.to("cuda"), tiny_run.model().tokenizer, "cuda")
+    compressor = load_compressor(name).from_mapping({})
+    out = compressor.compress(model, tiny_run.context())
+    assert compressor.verify(take_census(model.tensors()).model_dump(), out).passed
