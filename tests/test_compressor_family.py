@@ -28,7 +28,7 @@ def logits(model: Any, run: TinyRun) -> torch.Tensor:
 
 
 def test_bf16_casts_every_float_weight(tiny_run: TinyRun, tmp_path: Path) -> None:
-    out, verdict, ctx, before = apply(tiny_run, "bf16")
+    out, verdict, _ctx, before = apply(tiny_run, "bf16")
     assert verdict.passed, verdict.summary
     assert set(verdict.checks["weight_dtypes"]) == {"bfloat16"}
     saved = sum(p.stat().st_size for p in out.save(tmp_path / "s") if p.suffix == ".safetensors")
@@ -82,7 +82,7 @@ def test_prune_structured_removes_heads_and_neurons(tiny_run: TinyRun, importanc
 
 def test_distill_trains_a_shallower_student_and_caches_it(tiny_run: TinyRun) -> None:
     config = {"num_layers": 1, "max_steps": 40, "batch_size": 4, "learning_rate": 1e-3, "max_seq_length": 64}
-    out, verdict, ctx, before = apply(tiny_run, "distill", config)
+    out, verdict, ctx, _before = apply(tiny_run, "distill", config)
     assert verdict.passed, verdict.summary
     assert verdict.checks["student_layers"] == 1
     assert ctx.facts["train_steps"] == 40 and not ctx.facts["cached"]
