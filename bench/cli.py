@@ -48,6 +48,13 @@ def _load(path: Path, data_dir: str | None):  # type: ignore[no-untyped-def]
     return resolve(load_suite(path), path, data_dir)
 
 
+def _console():  # type: ignore[no-untyped-def]
+    """A rich console; wide when the output is not a terminal, so logs and pipes keep whole tables."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """`bench validate SUITE`."""
     from bench.environment import default_threads
@@ -67,12 +74,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_list(_: argparse.Namespace) -> int:
     """`bench list`."""
-    from rich.console import Console
     from rich.table import Table
 
     from bench.registry import COMPRESSORS_GROUP, TASKS_GROUP, PluginError, available
 
-    console = Console()
+    console = _console()
     for group, title in ((COMPRESSORS_GROUP, "compressors"), (TASKS_GROUP, "tasks")):
         table = Table(title=title, title_justify="left")
         for col in ("name", "devices", "description", "from"):
@@ -91,7 +97,6 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """`bench run SUITE`."""
-    from rich.console import Console
 
     from bench.records import Status
     from bench.runner import RunOptions, run_suite
@@ -100,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
     resolved = _load(args.suite, args.data_dir)
-    console = Console() if sys.stdout.isatty() else Console(width=160)
+    console = _console()
     options = RunOptions(results_dir=args.results_dir, limit=args.limit, quick=args.quick, force=args.force)
     console.print(
         f"[bold]{resolved.suite.name}[/bold]: model {resolved.model.describe()}, data {resolved.dataset.describe()}"
