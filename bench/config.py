@@ -25,6 +25,7 @@ from bench.errors import ConfigError
 
 Device = Literal["cpu", "cuda"]
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 class StrictModel(BaseModel):
@@ -91,8 +92,8 @@ class CompressorConfig(StrictModel):
     @field_validator("label")
     @classmethod
     def _label_is_slug(cls, value: str | None) -> str | None:
-        if value is not None and not _SLUG.match(value):
-            raise ValueError("a label uses letters, digits, '.', '_' and '-' only")
+        if value is not None and not _LABEL.match(value):
+            raise ValueError("a label uses letters, digits, '.', '_', '+' and '-' only")
         return value
 
     @model_validator(mode="after")

@@ -131,3 +131,36 @@ def test_real_model_on_real_squad(tmp_path: Path, shared_data: Path) -> None:
     assert int8.accuracy.metrics["f1"].value > 45.0
     assert int8.agreement.metrics["f1_agreement"].value > 60.0
     assert int8.size.saved.bytes < 0.75 * base.size.saved.bytes
+
+
+def test_chain_skips_and_calibration_ids_reach_the_records(
+    tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path
+) -> None:
+    suite = write_suite(
+        tmp_path / "family.yaml",
+        tiny_model_dir,
+        tiny_squad_dir,
+        compressors=[
+            {"name": "baseline"},
+            {"name": "fp16"},
+            {"name": "int8-static"},
+            {"chain": [{"name": "prune-magnitude", "config": {"sparsity": 0.6}}, {"name": "int8-dynamic"}]},
+        ],
+    )
+    result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    stored = records(tmp_path / "r")
+    if "avx512_fp16" not in stored["baseline"].environment.cpu_flags:
+        assert stored["fp16"].status == Status.SKIPPED
+        assert "no native float16" in stored["fp16"].error.message
+    chain = stored["prune-magnitude+int8-dynamic"]
+    assert chain.status == Status.OK
+    assert set(chain.verification.checks) == {"prune-magnitude", "int8-dynamic"}
+    assert chain.verification.checks["prune-magnitude"]["measured_sparsity"] == pytest.approx(0.6, abs=0.01)
+    static = stored["int8-static"]
+    assert static.status == Status.OK
+    assert static.compression["calibration"]["example_ids"][0].startswith("train")
+    assert static.size.saved.format == "onnx"
+    report = bench("report", str(tmp_path / "r"))
+    assert "calibrated on 6 training-split examples" in report.stdout
+    assert "fp16: skipped: fp16 on this CPU" in report.stdout or stored["fp16"].status == Status.OK

@@ -143,6 +143,24 @@ def add_deltas(frame: pd.DataFrame, columns: list[Column], baseline: str | None)
     return out
 
 
+def compression_facts(record: RunRecord) -> list[str]:
+    """Human-readable lines for what the compressors reported doing (training, calibration)."""
+    facts = record.compression
+    lines = []
+    if "train_steps" in facts:
+        cached = ", loaded from the student cache" if facts.get("cached") else ""
+        lines.append(
+            f"student of layers {facts.get('student_layers')} trained {facts['train_steps']} steps in "
+            f"{facts.get('train_time_s', 0):.0f} s, loss {facts.get('loss_first', 0):.2f} → "
+            f"{facts.get('loss_last', 0):.2f}{cached}"
+        )
+    calibration = facts.get("calibration")
+    if isinstance(calibration, dict) and calibration.get("example_ids"):
+        method = f", {calibration['method']}" if calibration.get("method") else ""
+        lines.append(f"calibrated on {len(calibration['example_ids'])} training-split examples{method}")
+    return lines
+
+
 def build_tables(records: list[RunRecord]) -> list[GroupTable]:
     """Group records into comparable tables, in a stable order."""
     groups: dict[tuple[str, str], list[RunRecord]] = {}
@@ -173,6 +191,7 @@ def build_tables(records: list[RunRecord]) -> list[GroupTable]:
             for r in members
             if r.verification and r.verification.summary != "nothing claimed"
         ]
+        notes += [f"{r.spec.compressor.display_name}: {fact}" for r in members for fact in compression_facts(r)]
         notes += [
             f"{r.spec.compressor.display_name}: random weights, accuracy is not meaningful"
             for r in members
