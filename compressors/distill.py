@@ -34,8 +34,9 @@ class DistillConfig(BaseModel):
     max_time_s: PositiveFloat = 300.0
     """Training stops at whichever of max_steps and max_time_s comes first."""
     batch_size: PositiveInt = 16
-    learning_rate: PositiveFloat = 1e-4
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    learning_rate: PositiveFloat = 2e-4
+    warmup_steps: int = Field(20, ge=0)
+    """Linear warm-up; then the rate decays linearly to zero at whichever budget (steps, time) ends first."""
     temperature: PositiveFloat = 2.0
     alpha: float = Field(0.5, ge=0.0, le=1.0)
     """Weight of the soft-target loss; 1 - alpha weighs the hard labels."""
@@ -113,7 +114,7 @@ class Distill(Compressor):
             "teacher_files": _fingerprint(ctx.model_source),
             "task": ctx.task.name,
             "task_options": ctx.task.options.model_dump(),
-            "version": 1,
+            "version": 2,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -150,17 +151,16 @@ class Distill(Compressor):
             raise ValueError("distill: the training split gave no training batches")
         rng = random.Random(cfg.seed)
         optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate)
-        warmup = max(1, int(cfg.max_steps * cfg.warmup_ratio))
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: min((step + 1) / warmup, max(0.0, (cfg.max_steps - step) / max(1, cfg.max_steps - warmup))),
-        )
         teacher.module.eval()
         student.train()
         losses: list[float] = []
         order: list[int] = []
         start = time.perf_counter()
         while len(losses) < cfg.max_steps and time.perf_counter() - start < cfg.max_time_s:
+            progress = max(len(losses) / cfg.max_steps, (time.perf_counter() - start) / cfg.max_time_s)
+            warm = min(1.0, (len(losses) + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.learning_rate * warm * max(0.0, 1.0 - progress)
             if not order:
                 order = list(range(len(batches)))
                 rng.shuffle(order)
@@ -174,7 +174,6 @@ class Distill(Compressor):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             optimizer.step()
-            schedule.step()
             losses.append(float(loss.detach()))
         student.eval()
         window = max(1, len(losses) // 10)
