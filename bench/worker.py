@@ -29,7 +29,7 @@ from bench.environment import capture, cpu_flags, machine_name
 from bench.errors import CompressionNotApplied, UnsupportedHere
 from bench.measure.census import take_census
 from bench.measure.latency import LatencySettings, measure_latency
-from bench.measure.memory import RssSampler, max_rss_bytes
+from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.size import measure_saved
 from bench.plan import RunSpec
 from bench.records import (
@@ -274,6 +274,7 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
             verifications.append((name, compressor.verify(before.model_dump(), compressed)))
             if not verifications[-1][1].passed:
                 break
+    release_freed_memory()
     verification = combine(verifications)
     state.fields["verification"] = verification
     if not verification.passed:

@@ -72,3 +72,23 @@ def max_rss_bytes() -> int:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def release_freed_memory() -> None:
+    """Return memory freed by Python and the C allocator to the OS, so that a later phase's RSS shows
+    what that phase holds rather than what an earlier phase (training, export) left cached."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        trim = getattr(libc, "malloc_trim", None)
+        if trim is not None:
+            trim(0)
+    except OSError:
+        return
