@@ -35,7 +35,9 @@ class Int8DynamicConfig(BaseModel):
     fuse: bool = True
     """onnxruntime backend: fuse transformer blocks before quantizing."""
     skip: list[str] = []
-    """Regular expressions (re.search) over module names kept in float, e.g. 'layer\\.\\d+\\.output\\.dense$'."""
+    """Regular expressions (re.search) over the names of layers kept in float: module names for torch-ao
+    ('bert.encoder.layer.0.output.dense'), ONNX node names for onnxruntime
+    ('/bert/encoder/layer.0/output/dense/MatMul'); 'layer\\.\\d+[./]output[./]dense' matches both."""
 
     @field_validator("skip")
     @classmethod
@@ -49,8 +51,8 @@ class Int8DynamicConfig(BaseModel):
 
     @model_validator(mode="after")
     def _skip_needs_torch_ao(self) -> Int8DynamicConfig:
-        if self.skip and self.backend != "torch-ao":
-            raise ValueError("`skip` is supported by the torch-ao backend only")
+        if self.skip and self.backend == "torchao":
+            raise ValueError("`skip` is supported by the torch-ao and onnxruntime backends")
         return self
 
 
@@ -113,15 +115,20 @@ class Int8Dynamic(Compressor):
         return TorchModel(quantized, model.tokenizer, model.device, save_format="torch")
 
     def _onnxruntime(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         source = export_for_ort(model, ctx, self.config.fuse)
         target = source.with_name("model-int8-dynamic.onnx")
+        graph = onnx.load(str(source), load_external_data=False).graph
+        excluded = [n.name for n in graph.node if any(re.search(p, n.name) for p in self.config.skip)]
+        ctx.facts["float_nodes"] = excluded
         quantize_dynamic(
             source,
             target,
             weight_type=QuantType.QInt8,
             per_channel=self.config.per_channel,
+            nodes_to_exclude=excluded,
             # fused graphs hold com.microsoft operators whose outputs ONNX shape inference cannot type
             extra_options={"DefaultTensorType": 1},  # onnx.TensorProto.FLOAT
         )

@@ -138,3 +138,10 @@ def test_gpu_compressors(tiny_run: TinyRun, name: str) -> None:
     compressor = load_compressor(name).from_mapping({})
     out = compressor.compress(model, tiny_run.context())
     assert compressor.verify(take_census(model.tensors()).model_dump(), out).passed
+
+
+def test_onnx_int8_dynamic_skip_keeps_nodes_float(tiny_run: TinyRun) -> None:
+    pattern = r"layer\.\d+[./]output[./]dense"
+    _, verdict, ctx, _ = apply(tiny_run, "int8-dynamic", {"backend": "onnxruntime", "skip": [pattern]})
+    assert verdict.passed, verdict.summary
+    assert len(ctx.facts["float_nodes"]) == 2  # one FFN output projection per layer
