@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, help="cap the evaluation examples (overrides task.limit)")
     run.add_argument("--quick", action="store_true", help="short latency measurement, for smoke runs")
     run.add_argument("--force", action="store_true", help="re-run runs that are already stored")
+    run.add_argument(
+        "--only", action="append", metavar="COMPRESSOR", help="run only this compressor row (label or name); repeatable"
+    )
     run.add_argument("--data-dir", help="data directory (overrides $BENCH_DATA_DIR and the suite's data_dir)")
 
     validate = sub.add_parser("validate", help="check a suite without loading any model")
@@ -106,7 +109,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
     resolved = _load(args.suite, args.data_dir)
     console = _console()
-    options = RunOptions(results_dir=args.results_dir, limit=args.limit, quick=args.quick, force=args.force)
+    labels = {c.display_name for c in resolved.suite.compressors}
+    unknown = sorted(set(args.only or []) - labels)
+    if unknown:
+        raise BenchError(f"--only {unknown[0]}: no such compressor row in the suite; rows: {', '.join(sorted(labels))}")
+    options = RunOptions(
+        results_dir=args.results_dir, limit=args.limit, quick=args.quick, force=args.force, only=args.only
+    )
     console.print(
         f"[bold]{resolved.suite.name}[/bold]: model {resolved.model.describe()}, data {resolved.dataset.describe()}"
     )

@@ -38,6 +38,8 @@ class RunOptions:
     limit: int | None = None
     quick: bool = False
     force: bool = False
+    only: list[str] | None = None
+    """Compressor rows (display names) to run; None runs them all."""
 
 
 @dataclass
@@ -125,6 +127,8 @@ def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) ->
     specs = plan(resolved, options)
     folder = results_folder(options.results_dir, machine_name(), resolved.suite.name)
     baselines = {s.group: s.key for s in specs if s.is_baseline}
+    if options.only:
+        specs = [s for s in specs if s.compressor.display_name in options.only]
     outcomes: list[Outcome] = []
     progress = Progress(
         TextColumn("[bold]{task.description}"),

@@ -28,6 +28,7 @@ from bench.datadir import Source
 from bench.environment import capture, cpu_flags, machine_name
 from bench.errors import CompressionNotApplied, UnsupportedHere
 from bench.measure.census import take_census
+from bench.measure.contention import BUSY_THRESHOLD, CpuContention
 from bench.measure.latency import LatencySettings, measure_latency
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.size import measure_saved
@@ -308,6 +309,7 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
         max_iterations=spec.measurement.max_iterations,
         max_duration_s=spec.measurement.max_duration_s,
     )
+    contention = CpuContention.start()
     with state.phase("latency", sampler):
         state.fields["latency"] = {
             "forward": measure_latency(
@@ -320,6 +322,14 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
                 synchronize=compressed.synchronize,
             )
         }
+
+    busy = contention.share()
+    forward = state.fields["latency"]["forward"]
+    state.fields["latency"]["forward"] = forward.model_copy(update={"other_cpu_share": round(busy, 4)})
+    if busy > BUSY_THRESHOLD:
+        state.fields["notes"].append(
+            f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"
+        )
 
     with state.phase("evaluate", sampler):
         result = task.evaluate(compressed, examples, features, spec.batch_size)

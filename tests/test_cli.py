@@ -106,3 +106,9 @@ def test_hub_model_offline_is_one_clear_line(tmp_path: Path, tiny_squad_dir: Pat
     assert result.returncode == 2
     assert "not in the local Hugging Face cache" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_only_names_a_row_of_the_suite(tiny_suite: Path) -> None:
+    result = bench("run", str(tiny_suite), "--only", "int8-dynamc")
+    assert result.returncode == 2
+    assert "--only int8-dynamc: no such compressor row" in result.stderr

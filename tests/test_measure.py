@@ -87,3 +87,17 @@ def test_zip_size_credits_zeros(tmp_path: Path) -> None:
     size = measure_saved([dense, sparse], tmp_path, "raw")
     assert size.bytes == 800_000
     assert size.files == {"dense.bin": 400_000, "sparse.bin": 400_000}
+
+
+def test_contention_sees_another_process_burning_cpu() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from bench.measure.contention import CpuContention
+
+    snapshot = CpuContention.start()
+    burner = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<1.0: pass"])
+    burner.wait()
+    time.sleep(0.05)
+    assert snapshot.share() > 0.2  # one of at most a few cores kept busy by someone else

@@ -44,6 +44,8 @@ class LatencyResult(BaseModel):
     measured_s: float
     stats: SampleStats
     throughput_samples_per_s: float
+    other_cpu_share: float | None = None
+    """Share of the machine's CPU time that other processes used while timing (0..1); high means unreliable."""
 
 
 def time_calls(
