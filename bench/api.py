@@ -111,6 +111,14 @@ class TorchModel(ModelHandle):
         yield from state_dict_tensors(self.module)
 
 
+def eager(model: ModelHandle, who: str) -> TorchModel:
+    """`model` as an eager PyTorch model, or a TypeError naming the compressor that needs one
+    (for example a chain that puts a PyTorch-only step after an ONNX one)."""
+    if not isinstance(model, TorchModel):
+        raise TypeError(f"{who} needs an eager PyTorch model, got a {model.runtime} one")
+    return model
+
+
 class Verification(BaseModel):
     """What a compressor proved about its output. `passed=False` makes the run a failed run."""
 

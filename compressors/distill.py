@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
 from bench.errors import UnsupportedHere
 from bench.measure.census import take_census
 
@@ -121,8 +121,7 @@ class Distill(Compressor):
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
 
-        if not isinstance(model, TorchModel):
-            raise TypeError(f"distill needs an eager PyTorch teacher, got {model.runtime}")
+        model = eager(model, self.name)
         owner, _ = _blocks(model.module)
         keep = student_layers(len(owner.layer), self.config)
         key = self.cache_key(ctx)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
 from bench.measure.census import take_census
 
 
@@ -17,8 +17,7 @@ class _Cast(Compressor):
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch
 
-        if not isinstance(model, TorchModel):
-            raise TypeError(f"{self.name} needs an eager PyTorch model, got {model.runtime}")
+        model = eager(model, self.name)
         model.module.to(getattr(torch, self.dtype_name))
         return TorchModel(model.module, model.tokenizer, model.device)
 

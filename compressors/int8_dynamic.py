@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
 from bench.errors import CompressionNotApplied
 from bench.measure.census import is_wrapper_tensor, take_census
+from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import export_for_ort, ort_session, verify_int8_graph
 
 
@@ -82,10 +83,8 @@ class Int8Dynamic(Compressor):
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch
 
-        if not isinstance(model, TorchModel):
-            raise TypeError(f"int8-dynamic needs an eager PyTorch model, got {model.runtime}")
-        if not {"avx512_vnni", "avx_vnni", "amx_int8"} & ctx.cpu_flags:
-            ctx.notes.append("int8 on a CPU without VNNI/AMX int8 instructions: little or no speed-up expected")
+        model = eager(model, self.name)
+        note_int8_hardware(ctx)
         if self.config.backend == "onnxruntime":
             return self._onnxruntime(model, ctx)
         if self.config.backend == "torchao":

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from bench.api import Batch, CompressContext, Compressor, ModelHandle, Verification
+from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import export_for_ort, ort_session, verify_int8_graph
 
 
@@ -131,8 +132,7 @@ class Int8Static(Compressor):
             nodes_to_exclude=excluded,
             extra_options=extra,
         )
-        if not {"avx512_vnni", "avx_vnni", "amx_int8"} & ctx.cpu_flags:
-            ctx.notes.append("int8 on a CPU without VNNI/AMX int8 instructions: little or no speed-up expected")
+        note_int8_hardware(ctx)
         return ort_session(target, model, ctx)
 
     def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:

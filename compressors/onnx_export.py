@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.api import CompressContext, ModelHandle, TorchModel, Verification
+from bench.api import CompressContext, ModelHandle, Verification, eager
 from bench.errors import UnsupportedHere
 
 
@@ -25,8 +25,7 @@ def export_for_ort(model: ModelHandle, ctx: CompressContext, fuse: bool) -> Path
     from bench.runtimes.onnx import export, fuse_transformer
 
     require_onnx()
-    if not isinstance(model, TorchModel):
-        raise TypeError(f"ONNX export needs an eager PyTorch model, got {model.runtime}")
+    model = eager(model, "ONNX export")
     folder = ctx.workdir / "onnx"
     path = folder / "model.onnx"
     outputs = export(model, ctx.example_batch(), path)

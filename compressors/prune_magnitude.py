@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
 
 DEFAULT_EXCLUDE = ["qa_outputs", "classifier", "lm_head", "pooler"]
 TOLERANCE = 0.01
@@ -64,8 +64,7 @@ class PruneMagnitude(Compressor):
         import torch
         from torch.nn.utils import prune
 
-        if not isinstance(model, TorchModel):
-            raise TypeError(f"prune-magnitude needs an eager PyTorch model, got {model.runtime}")
+        model = eager(model, self.name)
         layers = target_layers(model.module, self.config)
         if not layers:
             raise ValueError("prune-magnitude: no Linear layer matches include/exclude")

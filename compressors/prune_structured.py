@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
 from bench.errors import UnsupportedHere
 from bench.measure.census import take_census
 
@@ -105,8 +105,7 @@ class PruneStructured(Compressor):
         import torch
         from transformers.pytorch_utils import prune_linear_layer
 
-        if not isinstance(model, TorchModel):
-            raise TypeError(f"prune-structured needs an eager PyTorch model, got {model.runtime}")
+        model = eager(model, self.name)
         module: Any = model.module
         layers = encoder_layers(module)
         if self.config.importance == "activation":
