@@ -145,3 +145,9 @@ def test_onnx_int8_dynamic_skip_keeps_nodes_float(tiny_run: TinyRun) -> None:
     _, verdict, ctx, _ = apply(tiny_run, "int8-dynamic", {"backend": "onnxruntime", "skip": [pattern]})
     assert verdict.passed, verdict.summary
     assert len(ctx.facts["float_nodes"]) == 2  # one FFN output projection per layer
+
+
+def test_a_pytorch_step_after_an_onnx_step_is_a_clear_error(tiny_run: TinyRun) -> None:
+    onnx_model, _, _, _ = apply(tiny_run, "onnx")
+    with pytest.raises(TypeError, match="prune-magnitude needs an eager PyTorch model, got a onnxruntime one"):
+        load_compressor("prune-magnitude").from_mapping({}).compress(onnx_model, tiny_run.context())
