@@ -160,6 +160,23 @@ def record_path(folder: Path, key: str) -> Path:
     return folder / f"{key}.json"
 
 
+SUPERSEDED_DIR = ".superseded"
+
+
+def supersede(folder: Path, key: str, stamp: str) -> Path | None:
+    """Move a stored record (and its predictions) aside before it is re-measured, so that a forced
+    re-run that fails loses nothing. Returns where the record went, or None if there was none."""
+    path = record_path(folder, key)
+    if not path.exists():
+        return None
+    target = folder / SUPERSEDED_DIR / stamp
+    target.mkdir(parents=True, exist_ok=True)
+    for source in (path, folder / f"{key}{PREDICTIONS_SUFFIX}"):
+        if source.exists():
+            os.replace(source, target / source.name)
+    return target / path.name
+
+
 def save_record(record: RunRecord, folder: Path) -> Path:
     """Write the record atomically as <folder>/<key>.json."""
     path = record_path(folder, record.spec.key)
@@ -189,7 +206,8 @@ def iter_record_files(root: Path) -> Iterator[Path]:
         yield root
         return
     for path in sorted(root.rglob("*.json")):
-        if not path.name.startswith("."):
+        # hidden files and folders (.work, .logs, .superseded) hold no current records
+        if not any(part.startswith(".") for part in path.relative_to(root).parts):
             yield path
 
 

@@ -23,6 +23,7 @@ from bench.records import (
     load_record,
     record_path,
     save_record,
+    supersede,
 )
 from bench.validate import ResolvedSuite
 from bench.worker import Job
@@ -100,14 +101,13 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
     job_path = workdir / "job.json"
     job_path.write_text(job.model_dump_json(indent=2), encoding="utf-8")
     path = record_path(folder, spec.key)
-    before = path.stat().st_mtime_ns if path.exists() else None
+    supersede(folder, spec.key, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
     log_path = folder / ".logs" / f"{spec.key}.log"
     # Everything local: keep the Hugging Face libraries from looking up the hub (a hang when offline).
     local = Path(spec.model_source).is_dir() and Path(spec.dataset_source).exists()
     offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
     result = launch(job_path, log_path, spec.measurement.timeout_s, spec.threads, offline)
-    written = path.exists() and path.stat().st_mtime_ns != before
-    record = _stored(path) if written else None
+    record = _stored(path)
     if record is None:
         if result.timed_out:
             status, message = Status.TIMEOUT, f"timed out after {spec.measurement.timeout_s:g} s"

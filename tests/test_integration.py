@@ -108,6 +108,8 @@ def test_stored_failures_are_retried(tmp_path: Path, tiny_suite: Path) -> None:
     assert again.returncode == 0
     assert again.stdout.count("stored") == 1
     assert load_record(path).status == Status.OK
+    (previous,) = path.parent.glob(f".superseded/*/{path.name}")  # the earlier record is kept, not lost
+    assert load_record(previous).status == Status.ERROR
 
 
 @pytest.mark.real_data

@@ -104,3 +104,16 @@ def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setitem(records.MIGRATIONS, SCHEMA_VERSION - 1, rename)
     assert load_record(path).notes == []
+
+
+def test_supersede_keeps_the_old_record_out_of_sight(tmp_path: Path) -> None:
+    from bench.records import iter_record_files, supersede, write_predictions
+
+    save_record(make_record(), tmp_path)
+    write_predictions(tmp_path / "k1.predictions.jsonl", [{"id": "a", "prediction": "x"}])
+    moved = supersede(tmp_path, "k1", "20260101T000000Z")
+    assert moved is not None and load_record(moved).status == Status.OK
+    assert (moved.parent / "k1.predictions.jsonl").exists()
+    assert not (tmp_path / "k1.json").exists()
+    assert list(iter_record_files(tmp_path)) == []  # hidden folders hold no current records
+    assert supersede(tmp_path, "k1", "again") is None
