@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import __version__
-from bench.environment import default_threads, machine_name
+from bench.environment import Environment, capture, default_threads, machine_name
 from bench.launchers.local import launch, log_tail
 from bench.plan import RunSpec, expand, results_folder
 from bench.records import (
@@ -74,6 +74,14 @@ def _stored(path: Path) -> RunRecord | None:
         return None
 
 
+def same_machine(record: RunRecord, here: Environment) -> bool:
+    """Whether a stored record was measured on hardware like this machine's (same CPU model and core
+    count): a host name alone does not tell, and another machine's figures must not be reused."""
+    if record.environment is None:
+        return True
+    return (record.environment.cpu_model, record.environment.logical_cores) == (here.cpu_model, here.logical_cores)
+
+
 def _failure_record(spec: RunSpec, status: Status, message: str, log: str, wall_s: float) -> RunRecord:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return RunRecord(
@@ -127,6 +135,7 @@ def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) ->
     specs = plan(resolved, options)
     folder = results_folder(options.results_dir, machine_name(), resolved.suite.name)
     baselines = {s.group: s.key for s in specs if s.is_baseline}
+    here = capture()
     if options.only:
         specs = [s for s in specs if s.compressor.display_name in options.only]
     outcomes: list[Outcome] = []
@@ -143,7 +152,12 @@ def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) ->
         for spec in specs:
             label = f"{spec.compressor.display_name} {spec.device} bs{spec.batch_size} seq{spec.sequence_length}"
             stored = _stored(record_path(folder, spec.key))
-            if stored is not None and stored.status in DONE_STATUSES and not options.force:
+            if (
+                stored is not None
+                and stored.status in DONE_STATUSES
+                and not options.force
+                and same_machine(stored, here)
+            ):
                 outcomes.append(Outcome(stored, reused=True))
                 console.print(f"  [dim]stored[/dim]  {label}")
                 progress.advance(bar)

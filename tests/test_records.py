@@ -117,3 +117,14 @@ def test_supersede_keeps_the_old_record_out_of_sight(tmp_path: Path) -> None:
     assert not (tmp_path / "k1.json").exists()
     assert list(iter_record_files(tmp_path)) == []  # hidden folders hold no current records
     assert supersede(tmp_path, "k1", "again") is None
+
+
+def test_records_from_other_hardware_are_not_reused() -> None:
+    from bench.environment import capture
+    from bench.runner import same_machine
+
+    here = capture()
+    record = make_record(environment=here)
+    assert same_machine(record, here)
+    elsewhere = make_record(environment=here.model_copy(update={"cpu_model": "Some Other CPU"}))
+    assert not same_machine(elsewhere, here)
