@@ -7,9 +7,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import __version__
 from bench.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_FAILED, BenchError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from bench.validate import ResolvedSuite
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,14 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path, data_dir: str | None):  # type: ignore[no-untyped-def]
+def _load(path: Path, data_dir: str | None) -> ResolvedSuite:
     from bench.config import load_suite
     from bench.validate import resolve
 
     return resolve(load_suite(path), path, data_dir)
 
 
-def _console():  # type: ignore[no-untyped-def]
+def _console() -> Console:
     """A rich console; wide when the output is not a terminal, so logs and pipes keep whole tables."""
     from rich.console import Console
 

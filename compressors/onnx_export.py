@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.api import CompressContext, ModelHandle, Verification, eager
 from bench.errors import UnsupportedHere
+
+if TYPE_CHECKING:
+    from bench.runtimes.onnx import OrtModel
 
 
 def require_onnx() -> None:
@@ -41,7 +45,7 @@ def export_for_ort(model: ModelHandle, ctx: CompressContext, fuse: bool) -> Path
     return fused
 
 
-def ort_session(path: Path, model: ModelHandle, ctx: CompressContext):  # type: ignore[no-untyped-def]
+def ort_session(path: Path, model: ModelHandle, ctx: CompressContext) -> OrtModel:
     """An OrtModel over `path`, with the run's thread count."""
     from bench.runtimes.onnx import OrtModel
 
