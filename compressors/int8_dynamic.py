@@ -9,18 +9,18 @@ Two backends:
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
 from bench.errors import CompressionNotApplied
 from bench.measure.census import is_wrapper_tensor, take_census
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import export_for_ort, ort_session, verify_int8_graph
+from compressors.patterns import Pattern, matches_any, matching_nodes
 
 
 class Int8DynamicConfig(BaseModel):
@@ -35,20 +35,10 @@ class Int8DynamicConfig(BaseModel):
     """One weight scale per output channel (torch-ao and onnxruntime backends); per-tensor otherwise."""
     fuse: bool = True
     """onnxruntime backend: fuse transformer blocks before quantizing."""
-    skip: list[str] = []
+    skip: list[Pattern] = []
     """Regular expressions (re.search) over the names of layers kept in float: module names for torch-ao
     ('bert.encoder.layer.0.output.dense'), ONNX node names for onnxruntime
     ('/bert/encoder/layer.0/output/dense/MatMul'); 'layer\\.\\d+[./]output[./]dense' matches both."""
-
-    @field_validator("skip")
-    @classmethod
-    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
-        return patterns
 
     @model_validator(mode="after")
     def _skip_needs_torch_ao(self) -> Int8DynamicConfig:
@@ -103,7 +93,7 @@ class Int8Dynamic(Compressor):
         targets = {
             name: qconfig
             for name, sub in model.module.named_modules()
-            if isinstance(sub, torch.nn.Linear) and not any(re.search(p, name) for p in self.config.skip)
+            if isinstance(sub, torch.nn.Linear) and not matches_any(name, self.config.skip)
         }
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -120,7 +110,7 @@ class Int8Dynamic(Compressor):
         source = export_for_ort(model, ctx, self.config.fuse)
         target = source.with_name("model-int8-dynamic.onnx")
         graph = onnx.load(str(source), load_external_data=False).graph
-        excluded = [n.name for n in graph.node if any(re.search(p, n.name) for p in self.config.skip)]
+        excluded = matching_nodes(graph, self.config.skip)
         ctx.facts["float_nodes"] = excluded
         quantize_dynamic(
             source,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from bench.api import Batch, CompressContext, Compressor, ModelHandle, Verification
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import export_for_ort, ort_session, verify_int8_graph
+from compressors.patterns import Pattern, matching_nodes
 
 
 class Int8StaticConfig(BaseModel):
@@ -30,7 +30,7 @@ class Int8StaticConfig(BaseModel):
     weights_only_matmuls: bool = False
     """Quantize only the MatMuls with a weight operand; keep the attention score and context
     products (activation x activation) in float."""
-    skip: list[str] = []
+    skip: list[Pattern] = []
     """Regular expressions (re.search) over ONNX node names kept in float, e.g. 'layer\\.\\d+/output/dense'
     for the FFN output projections, whose post-GELU inputs have outliers that per-tensor ranges clip."""
 
@@ -106,7 +106,7 @@ class Int8Static(Compressor):
         graph = onnx.load(str(prepared), load_external_data=False).graph
         inputs = [i.name for i in graph.input]
         excluded = activation_matmuls(graph) if self.config.weights_only_matmuls else []
-        excluded += [n.name for n in graph.node if any(re.search(p, n.name) for p in self.config.skip)]
+        excluded += matching_nodes(graph, self.config.skip)
         ctx.facts["float_matmuls"] = len(excluded)
         reader = _Reader(calibration.batches, inputs)
         CalibrationDataReader.register(_Reader)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
+from compressors.patterns import Pattern, matches_any
 
 DEFAULT_EXCLUDE = ["qa_outputs", "classifier", "lm_head", "pooler"]
 TOLERANCE = 0.01
@@ -23,9 +24,9 @@ class PruneMagnitudeConfig(BaseModel):
     """Fraction of the targeted weights set to zero."""
     scope: Literal["global", "layer"] = "global"
     """global: one magnitude threshold over all targeted layers; layer: the same fraction in each."""
-    include: str = ""
+    include: Pattern = ""
     """Regular expression (re.search) a Linear module's name must match; empty matches all."""
-    exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
+    exclude: list[Pattern] = Field(default_factory=lambda: list(DEFAULT_EXCLUDE))
     """Regular expressions of module names left dense (by default the task heads)."""
 
 
@@ -38,7 +39,7 @@ def target_layers(module: Any, config: PruneMagnitudeConfig) -> list[tuple[str, 
         for name, sub in module.named_modules()
         if isinstance(sub, torch.nn.Linear)
         and re.search(config.include, name)
-        and not any(re.search(p, name) for p in config.exclude)
+        and not matches_any(name, config.exclude)
     ]
 
 

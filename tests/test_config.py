@@ -79,6 +79,14 @@ def test_shipped_suites_validate() -> None:
             "compressors[1].config.backend: Input should be 'torch-ao', 'torchao' or 'onnxruntime'",
         ),
         (VALID.replace("dataset: squad", "dataset: squad, options: {n_best: 0}"), "task.options.n_best"),
+        (
+            VALID.replace("{name: int8-dynamic}", "{name: int8-static, config: {skip: ['(']}}"),
+            "compressors[1].config.skip[0]: bad regular expression '('",
+        ),
+        (
+            VALID.replace("{name: int8-dynamic}", "{name: prune-magnitude, config: {exclude: ['[']}}"),
+            "compressors[1].config.exclude[0]: bad regular expression '['",
+        ),
         ("model: {id: x\n", "invalid YAML"),
         ("- just\n- a list\n", "a suite is a mapping"),
     ],
