@@ -34,6 +34,11 @@ class Source:
     location: str
     local: bool
 
+    @classmethod
+    def infer(cls, location: str) -> Source:
+        """A resolved location: local when it exists on disk, else a hub id."""
+        return cls(location, local=Path(location).exists())
+
     def describe(self) -> str:
         """Human-readable origin."""
         return self.location if self.local else f"hub:{self.location}"

@@ -190,13 +190,9 @@ def combine(verifications: list[tuple[str, Verification]]) -> Verification:
 
 def build_context(spec: RunSpec, task: Task, tokenizer: Any, workdir: Path, flags: frozenset[str]) -> CompressContext:
     """The CompressContext of a run: its data access is lazy, so compressors that need none cost nothing."""
-    model_source = Source(spec.model_source, local=Path(spec.model_source).is_dir())
-    data_source = Source(spec.dataset_source, local=Path(spec.dataset_source).exists())
-    calibration = (
-        Source(spec.calibration_source, local=Path(spec.calibration_source).exists())
-        if spec.calibration_source
-        else None
-    )
+    model_source = Source.infer(spec.model_source)
+    data_source = Source.infer(spec.dataset_source)
+    calibration = Source.infer(spec.calibration_source) if spec.calibration_source else None
 
     def training_examples(n: int | None) -> list[dict[str, Any]]:
         if calibration is None:
@@ -253,7 +249,7 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     set_threads_and_seed(spec.threads, spec.seed)
     state.fields["environment"] = capture(threads=spec.threads, seed=spec.seed)  # now with GPUs
     _cuda_reset(spec.device)
-    model_source = Source(spec.model_source, local=Path(spec.model_source).is_dir())
+    model_source = Source.infer(spec.model_source)
     with state.phase("load", sampler):
         model: ModelHandle = task.load_model(model_source, spec.device, spec.model.revision)
     census_before = take_census(model.tensors())
@@ -261,7 +257,7 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
 
     folder = Path(job.folder)
     workdir = folder / ".work" / spec.key
-    data_source = Source(spec.dataset_source, local=Path(spec.dataset_source).exists())
+    data_source = Source.infer(spec.dataset_source)
     ctx = build_context(spec, task, tokenizer, workdir, flags)
     ctx.notes = state.fields["notes"]
     state.fields["compression"] = ctx.facts
@@ -269,8 +265,8 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     compressed = model
     del model
     with state.phase("compress", sampler):
-        for name, compressor in steps:
-            before = take_census(compressed.tensors())
+        for i, (name, compressor) in enumerate(steps):
+            before = census_before if i == 0 else take_census(compressed.tensors())
             compressed = compressor.compress(compressed, ctx)
             verifications.append((name, compressor.verify(before.model_dump(), compressed)))
             if not verifications[-1][1].passed:
