@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import __version__
+from bench.datadir import Source
 from bench.environment import Environment, capture, default_threads, machine_name
 from bench.launchers.local import launch, log_tail
 from bench.plan import RunSpec, expand, results_folder
@@ -112,7 +113,7 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
     supersede(folder, spec.key, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
     log_path = folder / ".logs" / f"{spec.key}.log"
     # Everything local: keep the Hugging Face libraries from looking up the hub (a hang when offline).
-    local = Path(spec.model_source).is_dir() and Path(spec.dataset_source).exists()
+    local = Source.infer(spec.model_source).local and Source.infer(spec.dataset_source).local
     offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
     result = launch(job_path, log_path, spec.measurement.timeout_s, spec.threads, offline)
     record = _stored(path)
