@@ -22,6 +22,10 @@ from bench.metrics import MetricValue
 if TYPE_CHECKING:
     import torch
 
+    from bench.measure.latency import LatencyResult, LatencySettings
+
+FORWARD_SCOPE = "model forward on tokenized inputs (tokenization and decoding excluded), device synchronized"
+
 Batch = Mapping[str, Any]
 """One model input: tensor name -> tensor (torch on the way in; a runtime may convert)."""
 
@@ -68,6 +72,13 @@ class ModelHandle(ABC):
     def synchronize(self) -> None:
         """Wait for queued device work (CUDA) so that timings cover it. No-op on CPU."""
 
+    def generate(
+        self, batch: Batch, settings: Mapping[str, Any], on_token: Callable[[], None] | None = None
+    ) -> torch.Tensor:
+        """Generated token ids, one row per input (sequence-to-sequence models): `settings` are
+        transformers generation arguments; `on_token` is called after each decoding step."""
+        raise NotImplementedError(f"{self.runtime} models of this kind do not generate text")
+
 
 class TorchModel(ModelHandle):
     """An eager PyTorch module. `save_format` is "safetensors" or "torch" (for packed quantized weights)."""
@@ -93,6 +104,14 @@ class TorchModel(ModelHandle):
 
             torch.cuda.synchronize()
 
+    def generate(
+        self, batch: Batch, settings: Mapping[str, Any], on_token: Callable[[], None] | None = None
+    ) -> torch.Tensor:
+        from bench.runtimes.hf_generate import hf_generate
+
+        with _inference_mode():
+            return hf_generate(self.module, batch, settings, on_token, self.device)
+
     def save(self, directory: Path) -> list[Path]:
         import torch
 
@@ -109,6 +128,12 @@ class TorchModel(ModelHandle):
         from bench.measure.census import state_dict_tensors
 
         yield from state_dict_tensors(self.module)
+
+
+def _inference_mode() -> Any:
+    import torch
+
+    return torch.inference_mode()
 
 
 def eager(model: ModelHandle, who: str) -> TorchModel:
@@ -252,10 +277,27 @@ class Task(ABC):
     ) -> dict[str, MetricValue]:
         """How closely `predictions` match the uncompressed model's, on the shared example ids."""
 
+    def latency(
+        self,
+        model: ModelHandle,
+        pool: Sequence[Batch],
+        settings: LatencySettings,
+        batch_size: int,
+        sequence_length: int,
+    ) -> dict[str, LatencyResult]:
+        """Time the model on `pool` (real inputs at the run's shape). Default: the forward pass."""
+        from bench.measure.latency import measure_latency
+
+        forward = measure_latency(
+            model.forward, pool, settings, batch_size, sequence_length, FORWARD_SCOPE, model.synchronize
+        )
+        return {"forward": forward}
+
     def train_batches(
-        self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
+        self, teacher: ModelHandle, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
     ) -> list[Batch]:
-        """Model inputs with their training labels, for compressors that train (distillation)."""
+        """Model inputs with their training labels, for compressors that train (distillation); `teacher`
+        gives the tokenizer, and the outputs where the labels are the teacher's own."""
         raise NotImplementedError(f"task {self.name} does not provide training batches")
 
     def distillation_loss(

@@ -35,16 +35,44 @@ class StrictModel(BaseModel):
 
 
 class ModelConfig(StrictModel):
-    """The model to compress: a hub id, or a local path (relative to the suite file or the data dir)."""
+    """The model to compress: a hub id, or a local path (relative to the suite file or the data dir);
+    or, offline, a shipped `architecture` built with random weights and a tokenizer trained locally."""
 
-    id: str = Field(min_length=1)
+    id: str | None = Field(default=None, min_length=1)
     revision: str | None = None
     label: str | None = None
+    architecture: str | None = Field(default=None, min_length=1)
+    """A config shipped in bench/architectures (real shapes); weights random, so accuracy is not meaningful."""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    """For `architecture`: config values that replace the shipped ones (a smaller model for tests)."""
+    tokenizer_corpus: list[str] = Field(default_factory=list)
+    """For `architecture`: files or folders (relative to the suite or the data directory) whose text trains
+    the tokenizer; default: the task's evaluation and calibration files."""
+
+    @model_validator(mode="after")
+    def _id_or_architecture(self) -> ModelConfig:
+        if (self.id is None) == (self.architecture is None):
+            raise ValueError("give either `id` (a local folder or hub id) or `architecture` (random weights)")
+        if (self.tokenizer_corpus or self.overrides) and self.architecture is None:
+            raise ValueError("`tokenizer_corpus` and `overrides` go with `architecture`")
+        if self.architecture is not None:
+            from bench.random_models import shipped_architectures
+
+            known = shipped_architectures()
+            if self.architecture not in known:
+                close = difflib.get_close_matches(self.architecture, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f"; shipped: {', '.join(known)}"
+                raise ValueError(f"unknown architecture '{self.architecture}'{hint}")
+        return self
 
     @property
     def display_name(self) -> str:
         """Short name shown in reports."""
-        return self.label or Path(self.id.rstrip("/")).name
+        if self.label:
+            return self.label
+        if self.id is not None:
+            return Path(self.id.rstrip("/")).name
+        return f"{self.architecture}-random"
 
 
 class TaskConfig(StrictModel):

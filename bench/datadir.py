@@ -14,6 +14,8 @@ from pathlib import Path
 from bench.errors import DataNotFoundError
 
 ENV_VAR = "BENCH_DATA_DIR"
+ARCHITECTURE_PREFIX = "architecture:"
+"""Model source of a shipped architecture built with random weights (see bench.random_models)."""
 
 # dataset name -> split -> path inside the data directory.
 CATALOG: dict[str, dict[str, str]] = {
@@ -21,6 +23,28 @@ CATALOG: dict[str, dict[str, str]] = {
         "validation": "squad/dev-v1.1.json",
         "dev": "squad/dev-v1.1.json",
         "train": "squad/train-subset-v1.1.json",
+    },
+    # Translation datasets are named by their source-language file; the reference file lies beside it.
+    # Only test sets are available offline: the `train` split of one direction is the other direction's
+    # test set reversed (other documents, so never the evaluation sentences), used for calibration and
+    # as distillation inputs.
+    "wmt21-en-de": {
+        "test": "wmt/newstest2021.en-de.src.en",
+        "train": "wmt/newstest2021.de-en.ref.A.en",
+    },
+    "wmt21-de-en": {
+        "test": "wmt/newstest2021.de-en.src.de",
+        "train": "wmt/newstest2021.en-de.ref.A.de",
+    },
+    # Summarization test samples; each one's `train` split is the other sample's documents (calibration
+    # and sequence-level distillation need inputs only, never references).
+    "cnn_dailymail": {
+        "test": "summarization/cnn_dailymail-test-sample.jsonl",
+        "train": "summarization/xsum-test-sample.jsonl",
+    },
+    "xsum": {
+        "test": "summarization/xsum-test-sample.jsonl",
+        "train": "summarization/cnn_dailymail-test-sample.jsonl",
     },
 }
 
@@ -36,8 +60,8 @@ class Source:
 
     @classmethod
     def infer(cls, location: str) -> Source:
-        """A resolved location: local when it exists on disk, else a hub id."""
-        return cls(location, local=Path(location).exists())
+        """A resolved location: local when it exists on disk or is built here, else a hub id."""
+        return cls(location, local=location.startswith(ARCHITECTURE_PREFIX) or Path(location).exists())
 
     def describe(self) -> str:
         """Human-readable origin."""
@@ -74,6 +98,15 @@ def _candidates(name: str, data_dir: Path | None, suite_dir: Path) -> list[Path]
     if data_dir is not None:
         found.append(data_dir / path)
     return found
+
+
+def resolve_path(name: str, data_dir: Path | None, suite_dir: Path, kind: str) -> str:
+    """An existing local file or folder, looked up like models and datasets."""
+    looked = _candidates(name, data_dir, suite_dir)
+    for path in looked:
+        if path.exists():
+            return str(path.resolve())
+    raise _not_found(kind, name, looked, "")
 
 
 def _not_found(kind: str, name: str, looked: list[Path], hub_note: str) -> DataNotFoundError:

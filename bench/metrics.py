@@ -22,7 +22,10 @@ class MetricValue(BaseModel):
     """One metric's value and its direction."""
 
     value: float
-    higher_is_better: bool = True
+    higher_is_better: bool | None = True
+    """None: no better direction (an output length, where closest to the reference is best)."""
+    signature: str | None = None
+    """How the metric was computed, where its library defines one (sacrebleu's signature)."""
 
 
 def normalize_answer(text: str) -> str:

@@ -25,6 +25,8 @@ class RunSpec(BaseModel):
     task: TaskConfig
     dataset_source: str
     calibration_source: str | None = None
+    tokenizer_corpus: list[str] = []
+    """Resolved text files and folders for the tokenizer of a random-weight architecture."""
     compressor: CompressorConfig
     device: str
     batch_size: int
@@ -70,6 +72,7 @@ def expand(
     dataset_source: str,
     calibration_source: str | None,
     threads: int,
+    tokenizer_corpus: list[str] | None = None,
     limit: int | None = None,
     quick: bool = False,
 ) -> list[RunSpec]:
@@ -103,6 +106,7 @@ def expand(
                     task=task,
                     dataset_source=dataset_source,
                     calibration_source=calibration_source,
+                    tokenizer_corpus=tokenizer_corpus or [],
                     compressor=comp,
                     device=device,
                     batch_size=batch_size,

@@ -114,6 +114,8 @@ class RunRecord(BaseModel):
     error: ErrorInfo | None = None
     weights: str = "pretrained"
     """'pretrained' or 'random' (accuracy of random weights is not meaningful)."""
+    model_info: dict[str, Any] = Field(default_factory=dict)
+    """How a random-weight model was built (architecture, seed, parameters, tokenizer vocabulary, corpus)."""
 
 
 class RecordError(BenchError):

@@ -60,6 +60,7 @@ def plan(resolved: ResolvedSuite, options: RunOptions) -> list[RunSpec]:
         model_source=resolved.model.location,
         dataset_source=resolved.dataset.location,
         calibration_source=resolved.calibration.location if resolved.calibration else None,
+        tokenizer_corpus=resolved.tokenizer_corpus,
         threads=suite.measurement.threads or default_threads(),
         limit=options.limit,
         quick=options.quick,

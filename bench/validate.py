@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.config import SuiteConfig
-from bench.datadir import Source, resolve_data_dir, resolve_dataset, resolve_model
+from bench.datadir import ARCHITECTURE_PREFIX, Source, resolve_data_dir, resolve_dataset, resolve_model, resolve_path
 from bench.errors import ConfigError, DataNotFoundError
 from bench.registry import PluginError, load_compressor, load_task
 
@@ -21,6 +21,8 @@ class ResolvedSuite:
     model: Source
     dataset: Source
     calibration: Source | None
+    tokenizer_corpus: list[str]
+    """Resolved text files and folders that train the tokenizer of a random-weight architecture."""
 
 
 def check_plugins(suite: SuiteConfig) -> None:
@@ -47,7 +49,10 @@ def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) 
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     data_dir = resolve_data_dir(data_dir_option, suite.data_dir, path)
-    model = resolve_model(suite.model.id, data_dir, path.parent)
+    if suite.model.id is not None:
+        model = resolve_model(suite.model.id, data_dir, path.parent)
+    else:
+        model = Source(f"{ARCHITECTURE_PREFIX}{suite.model.architecture}", local=True)
     dataset = resolve_dataset(suite.task.dataset, suite.task.split, data_dir, path.parent)
     try:
         calibration: Source | None = resolve_dataset(
@@ -60,4 +65,11 @@ def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) 
             f"{path}: task.calibration_split: must differ from task.split ('{suite.task.split}'): "
             "calibration and training data never come from the evaluation examples"
         )
-    return ResolvedSuite(suite, path, data_dir, model, dataset, calibration)
+    corpus: list[str] = []
+    if suite.model.architecture is not None:
+        named = [resolve_path(name, data_dir, path.parent, "tokenizer corpus") for name in suite.model.tokenizer_corpus]
+        default = [str(Path(s.location).parent) for s in (dataset, calibration) if s is not None and s.local]
+        corpus = list(dict.fromkeys(named or default))
+        if not corpus:
+            raise ConfigError(f"{path}: model.tokenizer_corpus: give local text to train the tokenizer on")
+    return ResolvedSuite(suite, path, data_dir, model, dataset, calibration, corpus)

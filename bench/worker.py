@@ -29,7 +29,7 @@ from bench.environment import capture, cpu_flags, machine_name
 from bench.errors import CompressionNotApplied, UnsupportedHere
 from bench.measure.census import take_census
 from bench.measure.contention import BUSY_THRESHOLD, CpuContention
-from bench.measure.latency import LatencySettings, measure_latency
+from bench.measure.latency import LatencySettings
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.size import measure_saved
 from bench.plan import RunSpec
@@ -48,7 +48,6 @@ from bench.records import (
 )
 from bench.registry import load_compressor, load_task
 
-FORWARD_SCOPE = "model forward on tokenized inputs (tokenization and decoding excluded), device synchronized"
 LATENCY_INPUT_POOL = 32
 
 
@@ -188,9 +187,10 @@ def combine(verifications: list[tuple[str, Verification]]) -> Verification:
     )
 
 
-def build_context(spec: RunSpec, task: Task, tokenizer: Any, workdir: Path, flags: frozenset[str]) -> CompressContext:
+def build_context(
+    spec: RunSpec, task: Task, tokenizer: Any, workdir: Path, flags: frozenset[str], model_source: Source
+) -> CompressContext:
     """The CompressContext of a run: its data access is lazy, so compressors that need none cost nothing."""
-    model_source = Source.infer(spec.model_source)
     data_source = Source.infer(spec.dataset_source)
     calibration = Source.infer(spec.calibration_source) if spec.calibration_source else None
 
@@ -220,13 +220,35 @@ def build_context(spec: RunSpec, task: Task, tokenizer: Any, workdir: Path, flag
         task=task,
         batch_size=spec.batch_size,
         sequence_length=spec.sequence_length,
-        model_source=spec.model_source,
+        model_source=model_source.location,
         reload=reload,
         example_batch=example_batch,
         calibration_data=calibration_data,
         training_examples=training_examples,
         cache_dir=cache_dir(),
     )
+
+
+def build_random_model(spec: RunSpec, state: RunState) -> Source:
+    """Build (or find cached) the suite's random-weight architecture; mark the record `weights: random`."""
+    from bench.random_models import materialize
+
+    assert spec.model.architecture is not None
+    folder, facts = materialize(
+        spec.model.architecture, spec.tokenizer_corpus, spec.seed, cache_dir(), spec.model.overrides
+    )
+    state.fields["weights"] = "random"
+    state.fields["model_info"] = facts
+    state.fields["notes"].append(
+        f"random weights ({spec.model.architecture} shapes, tokenizer trained here): "
+        "accuracy is not meaningful; latency, memory, size and agreement are"
+    )
+    if facts["tokenizer_vocab"] < facts["vocab_size"]:
+        state.fields["notes"].append(
+            f"the tokenizer corpus gave {facts['tokenizer_vocab']:,} of {facts['vocab_size']:,} tokens; "
+            "the embedding keeps the real number of rows"
+        )
+    return Source(str(folder), local=True)
 
 
 def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
@@ -250,6 +272,9 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     state.fields["environment"] = capture(threads=spec.threads, seed=spec.seed)  # now with GPUs
     _cuda_reset(spec.device)
     model_source = Source.infer(spec.model_source)
+    if spec.model.architecture is not None:
+        with state.phase("build"):
+            model_source = build_random_model(spec, state)
     with state.phase("load", sampler):
         model: ModelHandle = task.load_model(model_source, spec.device, spec.model.revision)
     census_before = take_census(model.tensors())
@@ -258,7 +283,7 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     folder = Path(job.folder)
     workdir = folder / ".work" / spec.key
     data_source = Source.infer(spec.dataset_source)
-    ctx = build_context(spec, task, tokenizer, workdir, flags)
+    ctx = build_context(spec, task, tokenizer, workdir, flags, model_source)
     ctx.notes = state.fields["notes"]
     state.fields["compression"] = ctx.facts
     verifications: list[tuple[str, Verification]] = []
@@ -307,21 +332,9 @@ def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
     )
     contention = CpuContention.start()
     with state.phase("latency", sampler):
-        state.fields["latency"] = {
-            "forward": measure_latency(
-                compressed.forward,
-                pool,
-                settings,
-                batch_size=spec.batch_size,
-                sequence_length=spec.sequence_length,
-                scope=FORWARD_SCOPE,
-                synchronize=compressed.synchronize,
-            )
-        }
-
-    busy = contention.share()
-    forward = state.fields["latency"]["forward"]
-    state.fields["latency"]["forward"] = forward.model_copy(update={"other_cpu_share": round(busy, 4)})
+        timings = task.latency(compressed, pool, settings, spec.batch_size, spec.sequence_length)
+    busy = round(contention.share(), 4)
+    state.fields["latency"] = {name: r.model_copy(update={"other_cpu_share": busy}) for name, r in timings.items()}
     if busy > BUSY_THRESHOLD:
         state.fields["notes"].append(
             f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"

@@ -146,7 +146,7 @@ class Distill(Compressor):
         cfg = self.config
         torch.manual_seed(cfg.seed)
         examples = ctx.training_examples(cfg.train_examples)
-        batches = ctx.task.train_batches(teacher.tokenizer, examples, cfg.max_seq_length, cfg.batch_size)
+        batches = ctx.task.train_batches(teacher, examples, cfg.max_seq_length, cfg.batch_size)
         if not batches:
             raise ValueError("distill: the training split gave no training batches")
         rng = random.Random(cfg.seed)

@@ -204,7 +204,7 @@ class TinyRun:
         from bench.worker import build_context
 
         model = self.model()
-        return build_context(self.spec, self.task, model.tokenizer, self.workdir, flags or self.flags)
+        return build_context(self.spec, self.task, model.tokenizer, self.workdir, flags or self.flags, self.source)
 
 
 @pytest.fixture

@@ -44,6 +44,8 @@ class LatencyResult(BaseModel):
     measured_s: float
     stats: SampleStats
     throughput_samples_per_s: float
+    tokens_per_s: float | None = None
+    """Generation: output tokens per second over the whole call (batch size x new tokens / mean)."""
     other_cpu_share: float | None = None
     """Share of the machine's CPU time that other processes used while timing (0..1); high means unreliable."""
 
@@ -85,6 +87,32 @@ def time_calls(
             return cold_ms, samples, elapsed
 
 
+def latency_result(
+    samples: list[float],
+    cold_ms: float,
+    measured_s: float,
+    settings: LatencySettings,
+    batch_size: int,
+    sequence_length: int,
+    distinct_inputs: int,
+    scope: str,
+) -> LatencyResult:
+    """Summarize raw samples (ms) into a LatencyResult."""
+    stats = summarize(samples)
+    return LatencyResult(
+        scope=scope,
+        batch_size=batch_size,
+        sequence_length=sequence_length,
+        cold_ms=cold_ms,
+        warmup_calls=settings.warmup,
+        samples_ms=samples,
+        distinct_inputs=distinct_inputs,
+        measured_s=measured_s,
+        stats=stats,
+        throughput_samples_per_s=1000.0 * batch_size / stats.mean if stats.mean > 0 else 0.0,
+    )
+
+
 def measure_latency(
     call: Callable[[T], Any],
     inputs: Sequence[T],
@@ -96,16 +124,4 @@ def measure_latency(
 ) -> LatencyResult:
     """Time `call` over `inputs` and summarize."""
     cold_ms, samples, measured_s = time_calls(call, inputs, settings, synchronize)
-    stats = summarize(samples)
-    return LatencyResult(
-        scope=scope,
-        batch_size=batch_size,
-        sequence_length=sequence_length,
-        cold_ms=cold_ms,
-        warmup_calls=settings.warmup,
-        samples_ms=samples,
-        distinct_inputs=len(inputs),
-        measured_s=measured_s,
-        stats=stats,
-        throughput_samples_per_s=1000.0 * batch_size / stats.mean if stats.mean > 0 else 0.0,
-    )
+    return latency_result(samples, cold_ms, measured_s, settings, batch_size, sequence_length, len(inputs), scope)

@@ -109,12 +109,13 @@ class QATask(Task):
         )
 
     def train_batches(
-        self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
+        self, teacher: ModelHandle, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
     ) -> list[Batch]:
         """Windows with `start_positions`/`end_positions` of the first gold answer (0, the [CLS] token,
         where the answer is not inside the window)."""
         import torch
 
+        tokenizer = teacher.tokenizer
         columns: dict[str, list[list[int]]] = {}
         for example in examples:
             if not example["answers"]:
