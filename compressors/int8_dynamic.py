@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -19,7 +20,13 @@ from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Veri
 from bench.errors import CompressionNotApplied
 from bench.measure.census import is_wrapper_tensor, take_census
 from compressors.hardware import note_int8_hardware
-from compressors.onnx_export import export_for_ort, ort_session, verify_int8_graph
+from compressors.onnx_export import (
+    export_for_ort,
+    export_seq2seq_for_ort,
+    ort_session,
+    seq2seq_session,
+    verify_int8_graph,
+)
 from compressors.patterns import Pattern, matches_any, matching_nodes
 
 
@@ -104,14 +111,24 @@ class Int8Dynamic(Compressor):
         return TorchModel(quantized, model.tokenizer, model.device, save_format="torch")
 
     def _onnxruntime(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        from bench.runtimes.onnx_seq2seq import is_seq2seq, transform_graphs
+
+        if is_seq2seq(model):
+            source = export_seq2seq_for_ort(model, ctx)
+            target = transform_graphs(source, source.with_name("int8-dynamic"), lambda a, b: self._quantize(a, b, ctx))
+            return seq2seq_session(target, model, ctx)
+        path = export_for_ort(model, ctx, self.config.fuse)
+        target_path = path.with_name("model-int8-dynamic.onnx")
+        self._quantize(path, target_path, ctx)
+        return ort_session(target_path, model, ctx)
+
+    def _quantize(self, source: Path, target: Path, ctx: CompressContext) -> None:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        source = export_for_ort(model, ctx, self.config.fuse)
-        target = source.with_name("model-int8-dynamic.onnx")
         graph = onnx.load(str(source), load_external_data=False).graph
         excluded = matching_nodes(graph, self.config.skip)
-        ctx.facts["float_nodes"] = excluded
+        ctx.facts.setdefault("float_nodes", []).extend(excluded)
         quantize_dynamic(
             source,
             target,
@@ -121,7 +138,6 @@ class Int8Dynamic(Compressor):
             # fused graphs hold com.microsoft operators whose outputs ONNX shape inference cannot type
             extra_options={"DefaultTensorType": 1},  # onnx.TensorProto.FLOAT
         )
-        return ort_session(target, model, ctx)
 
     def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
         if self.config.backend == "onnxruntime":

@@ -10,6 +10,7 @@ from bench.errors import UnsupportedHere
 
 if TYPE_CHECKING:
     from bench.runtimes.onnx import OrtModel
+    from bench.runtimes.onnx_seq2seq import OrtSeq2SeqModel
 
 
 def require_onnx() -> None:
@@ -45,6 +46,24 @@ def export_for_ort(model: ModelHandle, ctx: CompressContext, fuse: bool) -> Path
     return fused
 
 
+def export_seq2seq_for_ort(model: ModelHandle, ctx: CompressContext) -> Path:
+    """Export an encoder-decoder model (eager PyTorch) to unmerged fp32 ONNX graphs in the work folder."""
+    from bench.runtimes.onnx_seq2seq import export_seq2seq
+
+    require_onnx()
+    folder = export_seq2seq(eager(model, "ONNX export"), ctx.workdir / "onnx-seq2seq" / "fp32")
+    ctx.facts["onnx_graphs"] = "encoder, decoder and decoder-with-past (merged into one file after quantization)"
+    ctx.notes.append("encoder-decoder ONNX graphs are not fused (ONNX Runtime's fusions here are for encoders)")
+    return folder
+
+
+def seq2seq_session(folder: Path, model: ModelHandle, ctx: CompressContext) -> OrtSeq2SeqModel:
+    """Merge the decoders of `folder` and run it with ONNX Runtime at the run's thread count."""
+    from bench.runtimes.onnx_seq2seq import OrtSeq2SeqModel, merge_decoders
+
+    return OrtSeq2SeqModel(merge_decoders(folder), model.tokenizer, ctx.device, ctx.threads, model.config)
+
+
 def ort_session(path: Path, model: ModelHandle, ctx: CompressContext) -> OrtModel:
     """An OrtModel over `path`, with the run's thread count."""
     from bench.runtimes.onnx import OrtModel
@@ -56,8 +75,9 @@ def verify_int8_graph(after: ModelHandle, what: str) -> Verification:
     """Pass when the ONNX graph has int8 operators and int8 weights; fail when it stayed float."""
     from bench.measure.census import take_census
     from bench.runtimes.onnx import OrtModel, int8_operators
+    from bench.runtimes.onnx_seq2seq import OrtSeq2SeqModel
 
-    if not isinstance(after, OrtModel):
+    if not isinstance(after, (OrtModel, OrtSeq2SeqModel)):
         return Verification(passed=False, summary=f"{what} did not produce an ONNX Runtime model")
     ops = after.operators()
     census = take_census(after.tensors())

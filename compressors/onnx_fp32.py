@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from bench.api import CompressContext, Compressor, ModelHandle, Verification
-from compressors.onnx_export import export_for_ort, ort_session
+from compressors.onnx_export import export_for_ort, export_seq2seq_for_ort, ort_session, seq2seq_session
 
 
 class OnnxConfig(BaseModel):
@@ -30,12 +30,17 @@ class Onnx(Compressor):
     config: OnnxConfig
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        from bench.runtimes.onnx_seq2seq import is_seq2seq
+
+        if is_seq2seq(model):
+            return seq2seq_session(export_seq2seq_for_ort(model, ctx), model, ctx)
         return ort_session(export_for_ort(model, ctx, self.config.fuse), model, ctx)
 
     def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
         from bench.runtimes.onnx import OrtModel, int8_operators
+        from bench.runtimes.onnx_seq2seq import OrtSeq2SeqModel
 
-        if not isinstance(after, OrtModel):
+        if not isinstance(after, (OrtModel, OrtSeq2SeqModel)):
             return Verification(passed=False, summary="no ONNX Runtime model")
         ops = after.operators()
         checks = {"operators": ops, "int8_operators": int8_operators(ops)}
