@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from bench.api import Batch, CompressContext, Compressor, ModelHandle, Verification
 from compressors.hardware import note_int8_hardware
-from compressors.onnx_export import export_for_ort, ort_session, verify_int8_graph
+from compressors.onnx_export import (
+    export_for_ort,
+    export_seq2seq_for_ort,
+    ort_session,
+    seq2seq_session,
+    verify_int8_graph,
+)
 from compressors.patterns import Pattern, matching_nodes
 
 
@@ -30,6 +37,9 @@ class Int8StaticConfig(BaseModel):
     weights_only_matmuls: bool = False
     """Quantize only the MatMuls with a weight operand; keep the attention score and context
     products (activation x activation) in float."""
+    calibration_new_tokens: PositiveInt = 32
+    """Encoder-decoder models: tokens generated per calibration input, whose decoder inputs calibrate
+    the decoder graphs."""
     skip: list[Pattern] = []
     """Regular expressions (re.search) over ONNX node names kept in float, e.g. 'layer\\.\\d+/output/dense'
     for the FFN output projections, whose post-GELU inputs have outliers that per-tensor ranges clip."""
@@ -52,15 +62,9 @@ def activation_matmuls(graph: Any) -> list[str]:
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over bench batches."""
+    """onnxruntime's CalibrationDataReader protocol over recorded model inputs (numpy arrays)."""
 
-    def __init__(self, batches: list[Batch], input_names: list[str]) -> None:
-        # one row at a time: the histogram calibrators need every sample to have the same shape
-        rows = [
-            {n: b[n][i : i + 1].cpu().numpy() for n in input_names}
-            for b in batches
-            for i in range(len(b[input_names[0]]))
-        ]
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
         self._items: Iterator[dict[str, Any]] = iter(rows)
 
     def get_next(self) -> dict[str, Any] | None:
@@ -81,20 +85,10 @@ class Int8Static(Compressor):
     config: Int8StaticConfig
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
-        import onnx
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        source = export_for_ort(model, ctx, fuse=False)  # the quantizer needs plain MatMul nodes
-        prepared = source.with_name("model-prepared.onnx")
-        # ONNX shape inference only: symbolic inference gives up on the exported attention reshapes.
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        from bench.runtimes.onnx_seq2seq import is_seq2seq
+
         calibration = ctx.calibration_data(self.config.calibration_samples)
         ctx.facts["calibration"] = {
             "split": "train",
@@ -103,24 +97,71 @@ class Int8Static(Compressor):
             "method": self.config.method,
             "example_ids": calibration.example_ids,
         }
-        graph = onnx.load(str(prepared), load_external_data=False).graph
-        inputs = [i.name for i in graph.input]
+        note_int8_hardware(ctx)
+        if is_seq2seq(model):
+            return self._seq2seq(model, calibration.batches, ctx)
+        source = export_for_ort(model, ctx, fuse=False)  # the quantizer needs plain MatMul nodes
+        prepared = source.with_name("model-prepared.onnx")
+        # ONNX shape inference only: symbolic inference gives up on the exported attention reshapes.
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        rows = [
+            {n: b[n][i : i + 1].cpu().numpy() for n in b}
+            for b in calibration.batches
+            for i in range(len(b["input_ids"]))
+        ]
+        target = source.with_name("model-int8-static.onnx")
+        self._quantize(prepared, target, rows, ctx)
+        return ort_session(target, model, ctx)
+
+    def _seq2seq(self, model: ModelHandle, batches: list[Batch], ctx: CompressContext) -> ModelHandle:
+        """Quantize encoder, decoder and decoder-with-past, each calibrated on the inputs it really receives
+        while the fp32 model generates for the calibration examples."""
+        from bench.runtimes.onnx_seq2seq import GRAPHS, OrtSeq2SeqModel, record_session_inputs, transform_graphs
+
+        source = export_seq2seq_for_ort(model, ctx)
+        fp32 = OrtSeq2SeqModel(source, model.tokenizer, ctx.device, ctx.threads, model.config)
+        settings = {"num_beams": 1, "do_sample": False, "max_new_tokens": self.config.calibration_new_tokens}
+        feeds = record_session_inputs(fp32, lambda: [fp32.generate(b, settings) for b in batches])
+        by_graph = dict(zip(GRAPHS, (feeds["encoder"], feeds["decoder"], feeds["decoder_with_past"]), strict=True))
+        ctx.facts["calibration"]["feeds"] = {g: len(v) for g, v in by_graph.items()}
+        if self.config.method != "minmax":
+            # ONNX Runtime's histogram calibrators stack every feed into one array, so they need equal
+            # shapes; encoder lengths and decoder steps differ. Min/max ranges reduce each feed on its own.
+            ctx.notes.append(f"{self.config.method} calibration needs inputs of one shape: minmax used for seq2seq")
+            ctx.facts["calibration"]["method"] = "minmax"
+        target = transform_graphs(
+            source, source.with_name("int8-static"), lambda a, b: self._quantize(a, b, by_graph[a.name], ctx)
+        )
+        return seq2seq_session(target, model, ctx)
+
+    def _quantize(self, source: Path, target: Path, rows: list[dict[str, Any]], ctx: CompressContext) -> None:
+        import onnx
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+
+        graph = onnx.load(str(source), load_external_data=False).graph
+        inputs = {i.name for i in graph.input}
         excluded = activation_matmuls(graph) if self.config.weights_only_matmuls else []
         excluded += matching_nodes(graph, self.config.skip)
-        ctx.facts["float_matmuls"] = len(excluded)
-        reader = _Reader(calibration.batches, inputs)
+        ctx.facts["float_matmuls"] = ctx.facts.get("float_matmuls", 0) + len(excluded)
+        reader = _Reader([{k: v for k, v in row.items() if k in inputs} for row in rows])
         CalibrationDataReader.register(_Reader)
+        chosen = ctx.facts["calibration"]["method"]
         method = {
             "minmax": CalibrationMethod.MinMax,
             "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile,
-        }[self.config.method]
+        }[chosen]
         extra: dict[str, Any] = {}
-        if self.config.method == "percentile":
+        if chosen == "percentile":
             extra["CalibPercentile"] = self.config.percentile
-        target = source.with_name("model-int8-static.onnx")
         quantize_static(
-            str(prepared),
+            str(source),
             str(target),
             reader,
             quant_format=QuantFormat.QDQ if self.config.format == "qdq" else QuantFormat.QOperator,
@@ -132,8 +173,6 @@ class Int8Static(Compressor):
             nodes_to_exclude=excluded,
             extra_options=extra,
         )
-        note_int8_hardware(ctx)
-        return ort_session(target, model, ctx)
 
     def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
         return verify_int8_graph(after, "int8-static")

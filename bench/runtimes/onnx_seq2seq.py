@@ -102,6 +102,36 @@ def operator_census_deep(path: Path) -> Counter[str]:
     return counts
 
 
+class _RecordingSession:
+    """Stands in for an InferenceSession: keeps a copy of every input it is run with."""
+
+    def __init__(self, session: Any, sink: list[dict[str, Any]]) -> None:
+        self._session = session
+        self._sink = sink
+
+    def run(self, output_names: Any, feed: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self._sink.append({k: v.copy() for k, v in feed.items()})
+        return self._session.run(output_names, feed, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def record_session_inputs(model: OrtSeq2SeqModel, work: Callable[[], object]) -> dict[str, list[dict[str, Any]]]:
+    """The inputs each part's session receives while `work()` runs (for static calibration)."""
+    parts = model.parts()
+    feeds: dict[str, list[dict[str, Any]]] = {name: [] for name in parts}
+    originals = {name: part.session for name, part in parts.items()}
+    try:
+        for name, part in parts.items():
+            part.session = _RecordingSession(part.session, feeds[name])
+        work()
+    finally:
+        for name, part in parts.items():
+            part.session = originals[name]
+    return feeds
+
+
 class OrtSeq2SeqModel(ModelHandle):
     """An exported encoder-decoder run by ONNX Runtime through optimum's ORTModelForSeq2SeqLM."""
 
@@ -127,13 +157,13 @@ class OrtSeq2SeqModel(ModelHandle):
         if self.config is None:
             self.config = self.model.config
 
-    def sessions(self) -> dict[str, Any]:
-        """The ONNX Runtime sessions by part: encoder, decoder (and decoder_with_past when unmerged)."""
+    def parts(self) -> dict[str, Any]:
+        """optimum's parts by name: encoder, decoder (and decoder_with_past when unmerged)."""
         parts = {"encoder": self.model.encoder, "decoder": self.model.decoder}
         past = getattr(self.model, "decoder_with_past", None)
         if past is not None:
             parts["decoder_with_past"] = past
-        return {name: part.session for name, part in parts.items()}
+        return parts
 
     def forward(self, batch: Batch) -> Mapping[str, Any]:
         import torch
