@@ -53,15 +53,26 @@ class DistillConfig(BaseModel):
         return self
 
 
-def _blocks(module: Any) -> tuple[Any, str]:
-    """The container of transformer blocks and the config attribute holding their count."""
+def _blocks(module: Any) -> tuple[Any, str, str]:
+    """The owner of the transformer blocks that a student drops, the attribute holding them, and the config
+    attribute holding their count. Encoder-decoder students drop decoder layers: the decoder runs once
+    per generated token (as distilbart and the Marian students do)."""
+    if getattr(getattr(module, "config", None), "is_encoder_decoder", False):
+        base = getattr(module, "model", module)
+        for owner, attr, count in (
+            (getattr(base, "decoder", None), "layers", "decoder_layers"),  # Marian, BART
+            (getattr(module, "decoder", None), "block", "num_decoder_layers"),  # T5
+        ):
+            if owner is not None and hasattr(owner, attr):
+                return owner, attr, count
+        raise UnsupportedHere(f"distill: no decoder layer list found in {type(module).__name__}")
     base = getattr(module, "base_model", module)
     for owner, attr, count in (
         (getattr(base, "encoder", None), "layer", "num_hidden_layers"),
         (getattr(base, "transformer", None), "layer", "n_layers"),
     ):
         if owner is not None and hasattr(owner, attr):
-            return owner, count
+            return owner, attr, count
     raise UnsupportedHere(f"distill: no encoder layer list found in {type(module).__name__}")
 
 
@@ -85,8 +96,16 @@ def make_student(teacher: Any, keep: list[int]) -> Any:
     import torch
 
     student = copy.deepcopy(teacher)
-    owner, count_attr = _blocks(student)
-    owner.layer = torch.nn.ModuleList([owner.layer[i] for i in keep])
+    owner, attr, count_attr = _blocks(student)
+    if getattr(student.config, "model_type", "") == "t5" and 0 not in keep:
+        raise ValueError("distill: a T5 student keeps layer 0, which holds the relative position bias")
+    layers = getattr(owner, attr)
+    kept = torch.nn.ModuleList([layers[i] for i in keep])
+    for index, layer in enumerate(kept):  # the KV cache is indexed by each attention's layer_idx
+        for sub in layer.modules():
+            if isinstance(getattr(sub, "layer_idx", None), int):
+                sub.layer_idx = index
+    setattr(owner, attr, kept)
     setattr(student.config, count_attr, len(keep))
     return student
 
@@ -115,18 +134,19 @@ class Distill(Compressor):
             "teacher_files": _fingerprint(ctx.model_source),
             "task": ctx.task.name,
             "task_options": ctx.task.options.model_dump(),
-            "version": 2,
+            "version": 3,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
 
         model = eager(model, self.name)
-        owner, _ = _blocks(model.module)
-        keep = student_layers(len(owner.layer), self.config)
+        owner, attr, _ = _blocks(model.module)
+        teacher_layers = len(getattr(owner, attr))
+        keep = student_layers(teacher_layers, self.config)
         key = self.cache_key(ctx)
         cached = ctx.cache_dir / "students" / key
-        ctx.facts.update({"student_layers": keep, "teacher_layers": len(owner.layer), "cache_key": key})
+        ctx.facts.update({"student_layers": keep, "teacher_layers": teacher_layers, "cache_key": key})
         if (cached / "training.json").is_file():
             student_cls: Any = type(model.module)
             student = student_cls.from_pretrained(cached).to(model.device).eval()
@@ -193,15 +213,14 @@ class Distill(Compressor):
     def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
         if not isinstance(after, TorchModel):
             return Verification(passed=False, summary="not a PyTorch model")
-        owner, _ = _blocks(after.module)
+        owner, attr, _ = _blocks(after.module)
+        layers = len(getattr(owner, attr))
         params = take_census(after.tensors()).parameters
         checks = {
-            "student_layers": len(owner.layer),
+            "student_layers": layers,
             "parameters_before": before.get("parameters"),
             "parameters_after": params,
         }
         if params >= int(before.get("parameters", 0)):
             return Verification(passed=False, summary="the student is not smaller than the teacher", checks=checks)
-        return Verification(
-            passed=True, summary=f"student of {len(owner.layer)} layers, {params:,} parameters", checks=checks
-        )
+        return Verification(passed=True, summary=f"student of {layers} layers, {params:,} parameters", checks=checks)

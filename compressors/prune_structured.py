@@ -107,6 +107,8 @@ class PruneStructured(Compressor):
 
         model = eager(model, self.name)
         module: Any = model.module
+        if getattr(model.config, "is_encoder_decoder", False):
+            return self._seq2seq(model, ctx)
         layers = encoder_layers(module)
         if self.config.importance == "activation":
             data = ctx.calibration_data(self.config.calibration_samples)
@@ -137,18 +139,54 @@ class PruneStructured(Compressor):
         ctx.notes.append("structured pruning without fine-tuning: accuracy loss is not recovered")
         return model
 
+    def _seq2seq(self, model: TorchModel, ctx: CompressContext) -> ModelHandle:
+        """Encoder-decoder models: heads and neurons by weight norms (magnitude importance)."""
+        import torch
+
+        from compressors.seq2seq_blocks import find_layers, head_scores, neuron_scores, prune_heads, prune_neurons
+
+        parts = find_layers(model.module)
+        if self.config.importance == "activation":
+            ctx.notes.append("prune-structured on encoder-decoder models ranks by weight magnitude")
+        if parts.heads_note and self.config.heads:
+            ctx.notes.append(parts.heads_note)
+        heads_removed: list[list[int]] = []
+        neurons_removed: list[int] = []
+        with torch.no_grad():
+            for group in parts.attention:
+                drop = min(round(group.heads * self.config.heads), group.heads - 1)
+                chosen = sorted(int(h) for h in torch.argsort(head_scores(group))[:drop])
+                if chosen:
+                    prune_heads(group, chosen)
+                heads_removed.append(chosen)
+            for block in parts.ffn:
+                width = block.width
+                n_drop = round(width * self.config.ffn)
+                if n_drop:
+                    keep: Any = torch.argsort(neuron_scores(block), descending=True)[: width - n_drop].sort().values
+                    prune_neurons(block, keep)
+                neurons_removed.append(n_drop)
+        ctx.facts["heads_removed"] = heads_removed
+        ctx.facts["ffn_neurons_removed"] = neurons_removed
+        ctx.notes.append("structured pruning without fine-tuning: accuracy loss is not recovered")
+        return model
+
     def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
         if not isinstance(after, TorchModel):
             return Verification(passed=False, summary="not a PyTorch model")
-        layers = encoder_layers(after.module)
         params_after = take_census(after.tensors()).parameters
         params_before = int(before.get("parameters", 0))
-        checks = {
-            "parameters_before": params_before,
-            "parameters_after": params_after,
-            "heads_per_layer": [layer.attention.self.num_attention_heads for layer in layers],
-            "ffn_width_per_layer": [layer.intermediate.dense.out_features for layer in layers],
-        }
+        checks: dict[str, Any] = {"parameters_before": params_before, "parameters_after": params_after}
+        if getattr(after.config, "is_encoder_decoder", False):
+            from compressors.seq2seq_blocks import find_layers
+
+            parts = find_layers(after.module)
+            checks["heads_per_attention"] = [g.heads for g in parts.attention]
+            checks["ffn_width_per_layer"] = [b.width for b in parts.ffn]
+        else:
+            layers = encoder_layers(after.module)
+            checks["heads_per_layer"] = [layer.attention.self.num_attention_heads for layer in layers]
+            checks["ffn_width_per_layer"] = [layer.intermediate.dense.out_features for layer in layers]
         removed = params_before - params_after
         if removed <= 0 and (self.config.heads or self.config.ffn):
             return Verification(passed=False, summary="no parameter was removed", checks=checks)
