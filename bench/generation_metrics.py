@@ -51,6 +51,8 @@ def rouge_per_example(prediction: str, reference: str) -> dict[str, float]:
     """F-measures (0..100) of ROUGE-1/2/L/Lsum for one pair, with the Porter stemmer."""
     from rouge_score import rouge_scorer
 
+    if prediction.strip() == reference.strip():  # also two empty strings, which rouge-score scores 0
+        return dict.fromkeys(ROUGE_TYPES, 100.0)
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     scores = scorer.score(
         "\n".join(split_sentences(reference)) or reference, "\n".join(split_sentences(prediction)) or prediction

@@ -84,7 +84,7 @@ def _row(r: RunRecord) -> dict[str, Any]:
     if r.agreement:
         for name, metric in r.agreement.metrics.items():
             row[f"agree.{name}"] = metric.value
-    lat = r.latency.get("forward") or next(iter(r.latency.values()), None)
+    lat = r.latency.get("forward") or r.latency.get("generate") or next(iter(r.latency.values()), None)
     if lat is not None:
         row.update(
             {
@@ -96,6 +96,11 @@ def _row(r: RunRecord) -> dict[str, Any]:
                 "throughput": lat.throughput_samples_per_s,
             }
         )
+    for name, key in (("first_token", "ttft.p50"), ("per_token", "per_token.p50")):
+        if name in r.latency:
+            row[key] = r.latency[name].stats.p50
+    if "generate" in r.latency and r.latency["generate"].tokens_per_s is not None:
+        row["tokens_per_s"] = r.latency["generate"].tokens_per_s
     if r.memory and r.memory.steady_peak:
         row["mem.steady"] = r.memory.steady_peak / MB
     if r.memory and r.memory.load_peak:
@@ -109,14 +114,27 @@ def _row(r: RunRecord) -> dict[str, Any]:
     return row
 
 
-def _columns(metric_names: list[str], agree_names: list[str], higher: dict[str, bool]) -> list[Column]:
-    cols = [Column(f"acc.{m}", m.replace("_", " "), higher.get(m, True), "abs") for m in metric_names]
-    cols += [Column(f"agree.{m}", m.replace("_", " "), True) for m in agree_names]
+# Figures kept in records but left out of tables: constant per group, or one of several agreement scores.
+TABLE_HIDDEN = frozenset(
+    {"reference_words", "rouge1_agreement", "rouge2_agreement", "rougeLsum_agreement", "f1_agreement"}
+)
+
+
+def _columns(metric_names: list[str], agree_names: list[str], higher: dict[str, bool | None]) -> list[Column]:
+    cols = [
+        Column(f"acc.{m}", m.replace("_", " "), higher.get(m, True), "abs")
+        for m in metric_names
+        if m not in TABLE_HIDDEN
+    ]
+    cols += [Column(f"agree.{m}", m.replace("_", " "), True) for m in agree_names if m not in TABLE_HIDDEN]
     cols += [
         Column("lat.p50", "p50 ms", False, "rel"),
         Column("lat.p90", "p90 ms", False),
         Column("lat.p99", "p99 ms", False),
         Column("lat.cv", "CV %", None, digits=1),
+        Column("ttft.p50", "first token ms", False, "rel"),
+        Column("per_token.p50", "per token ms", False, "rel"),
+        Column("tokens_per_s", "tokens/s", True, "rel", 1),
         Column("throughput", "samples/s", True, "rel", 1),
         Column("mem.steady", "peak RSS MB", False, "rel", 0),
         Column("size.mb", "size MB", False, "rel", 1),
@@ -171,7 +189,7 @@ def build_tables(records: list[RunRecord]) -> list[GroupTable]:
         members.sort(key=lambda r: (not r.spec.is_baseline, r.spec.compressor.display_name))
         metric_names: list[str] = []
         agree_names: list[str] = []
-        higher: dict[str, bool] = {}
+        higher: dict[str, bool | None] = {}
         for r in members:
             for name, m in r.accuracy.metrics.items() if r.accuracy else []:
                 if name not in metric_names:
@@ -185,18 +203,24 @@ def build_tables(records: list[RunRecord]) -> list[GroupTable]:
         columns = _columns(metric_names, agree_names, higher)
         frame = pd.DataFrame([_row(r) for r in members])
         frame = add_deltas(frame, columns, baseline if any(r.spec.is_baseline for r in ok) else None)
-        notes = [f"{r.spec.compressor.display_name}: {n}" for r in members for n in r.notes]
+        shared = set.intersection(*(set(r.notes) for r in members)) if len(members) > 1 else set()
+        notes = [f"all runs: {n}" for n in members[0].notes if n in shared]
+        notes += [f"{r.spec.compressor.display_name}: {n}" for r in members for n in r.notes if n not in shared]
         notes += [
             f"{r.spec.compressor.display_name}: verified: {r.verification.summary}"
             for r in members
             if r.verification and r.verification.summary != "nothing claimed"
         ]
         notes += [f"{r.spec.compressor.display_name}: {fact}" for r in members for fact in compression_facts(r)]
-        notes += [
-            f"{r.spec.compressor.display_name}: random weights, accuracy is not meaningful"
-            for r in members
-            if r.weights == "random"
-        ]
+        notes = [n for n in notes if not n.split(": ", 1)[-1].startswith("random weights (")]  # said once below
+        if any(r.weights == "random" for r in members):
+            build = next((r.model_info for r in members if r.model_info), {})
+            notes.insert(
+                0,
+                f"RANDOM WEIGHTS ({build.get('architecture', 'model')} shapes, {build.get('parameters', 0):,} "
+                "parameters, tokenizer trained locally): accuracy scores are not meaningful; latency, memory, "
+                "size and agreement with the baseline are",
+            )
         failures = [
             f"{r.spec.compressor.display_name}: {r.status.value}: {r.error.message if r.error else ''}".rstrip(": ")
             for r in members
