@@ -83,6 +83,8 @@ class TaskConfig(StrictModel):
     split: str = "validation"
     limit: PositiveInt | None = None
     calibration_split: str = "train"
+    calibration_dataset: str | None = None
+    """Where calibration and training examples come from when not from `dataset` (a file or dataset name)."""
     options: dict[str, Any] = Field(default_factory=dict)
 
 

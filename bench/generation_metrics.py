@@ -14,14 +14,15 @@ from bench.metrics import MetricValue
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 # A sentence ends at . ! or ? (optionally closed by a quote or bracket) before white space and a capital,
 # digit or opening quote. rouge-score's own splitter needs nltk's punkt data, which is not available offline.
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"([.!?][\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of `text`: existing line breaks are kept as boundaries, then split at sentence ends."""
     sentences: list[str] = []
     for line in text.splitlines():
-        sentences.extend(s.strip() for s in _SENTENCE_END.split(line.strip()) if s.strip())
+        marked = _SENTENCE_END.sub("\\1\n", line.strip())
+        sentences.extend(s.strip() for s in marked.split("\n") if s.strip())
     return sentences
 
 

@@ -56,10 +56,12 @@ def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) 
     dataset = resolve_dataset(suite.task.dataset, suite.task.split, data_dir, path.parent)
     try:
         calibration: Source | None = resolve_dataset(
-            suite.task.dataset, suite.task.calibration_split, data_dir, path.parent
+            suite.task.calibration_dataset or suite.task.dataset, suite.task.calibration_split, data_dir, path.parent
         )
     except DataNotFoundError:
         calibration = None
+    if calibration is not None and calibration == dataset and Path(dataset.location).is_file():
+        calibration = None  # one local file holds one split: calibrating on it would use evaluation examples
     if calibration is not None and calibration == dataset and suite.task.calibration_split == suite.task.split:
         raise ConfigError(
             f"{path}: task.calibration_split: must differ from task.split ('{suite.task.split}'): "

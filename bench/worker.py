@@ -91,7 +91,7 @@ class RunState:
         self.started_at = now()
         self.t0 = time.perf_counter()
         self.phases: dict[str, float] = {}
-        self.fields: dict[str, Any] = {"notes": []}
+        self.fields: dict[str, Any] = {"notes": [], "weights": "random" if spec.model.architecture else "pretrained"}
 
     @contextmanager
     def phase(self, name: str, sampler: RssSampler | None = None) -> Iterator[None]:

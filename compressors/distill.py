@@ -104,7 +104,7 @@ def make_student(teacher: Any, keep: list[int]) -> Any:
     for index, layer in enumerate(kept):  # the KV cache is indexed by each attention's layer_idx
         for sub in layer.modules():
             if isinstance(getattr(sub, "layer_idx", None), int):
-                sub.layer_idx = index
+                setattr(sub, "layer_idx", index)  # noqa: B010 (mypy types module attributes as tensors)
     setattr(owner, attr, kept)
     setattr(student.config, count_attr, len(keep))
     return student

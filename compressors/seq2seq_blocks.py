@@ -99,7 +99,7 @@ def prune_heads(group: HeadGroup, drop: list[int]) -> None:
     from transformers.pytorch_utils import prune_linear_layer
 
     keep_heads = [h for h in range(group.heads) if h not in set(drop)]
-    index = torch.cat([torch.arange(h * group.head_dim, (h + 1) * group.head_dim) for h in keep_heads])
+    index: Any = torch.cat([torch.arange(h * group.head_dim, (h + 1) * group.head_dim) for h in keep_heads])
     for name in (group.query, group.key, group.value):
         setattr(group.module, name, prune_linear_layer(getattr(group.module, name), index, dim=0))
     setattr(group.module, group.output, prune_linear_layer(getattr(group.module, group.output), index, dim=1))

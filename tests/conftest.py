@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import string
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,76 @@ def write_suite(path: Path, model_dir: Path, data_dir: Path, **overrides: object
 def tiny_suite(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> Path:
     """A runnable suite file over the tiny model and data."""
     return write_suite(tmp_path / "tiny.yaml", tiny_model_dir, tiny_squad_dir)
+
+
+# Tiny encoder-decoders built from the shipped configs: the real layout, small sizes.
+TINY_MARIAN: dict[str, Any] = {
+    "d_model": 32,
+    "encoder_layers": 2,
+    "decoder_layers": 2,
+    "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4,
+    "encoder_ffn_dim": 64,
+    "decoder_ffn_dim": 64,
+    "vocab_size": 301,
+    "decoder_vocab_size": 301,
+    "max_position_embeddings": 128,
+}
+TINY_T5: dict[str, Any] = {
+    "d_model": 32,
+    "d_ff": 64,
+    "d_kv": 8,
+    "num_heads": 4,
+    "num_layers": 2,
+    "num_decoder_layers": 2,
+    "vocab_size": 300,
+}
+ENGLISH = [
+    "the",
+    "river",
+    "flows",
+    "past",
+    "a",
+    "city",
+    "old",
+    "bridge",
+    "people",
+    "walk",
+    "over",
+    "it",
+    "every",
+    "day",
+]
+GERMAN = ["der", "fluss", "fliesst", "an", "einer", "stadt", "alte", "bruecke", "leute", "gehen", "jeden", "tag"]
+
+
+def _sentences(words: list[str], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))).capitalize() + "." for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def tiny_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Parallel en-de text (test and train) and a summarization JSONL, made of a few words."""
+    folder = tmp_path_factory.mktemp("text")
+    for name, seed in (("test", 0), ("train", 1)):
+        (folder / f"{name}.en").write_text("\n".join(_sentences(ENGLISH, 24, seed)) + "\n")
+        (folder / f"{name}.de").write_text("\n".join(_sentences(GERMAN, 24, seed + 10)) + "\n")
+    rows = [
+        {
+            "id": f"doc{i}",
+            "article": " ".join(_sentences(ENGLISH, 5, 100 + i)),
+            "highlights": _sentences(ENGLISH, 1, i)[0],
+        }
+        for i in range(16)
+    ]
+    (folder / "news.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
+    (folder / "news-train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[10:]))
+    # made-up words: text enough for a few hundred BPE merges
+    rng = random.Random(7)
+    made_up = ["".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 8))) for _ in range(3000)]
+    (folder / "extra.txt").write_text("\n".join(" ".join(made_up[i : i + 10]) for i in range(0, 3000, 10)) + "\n")
+    return folder
 
 
 @pytest.fixture(scope="session")
