@@ -46,7 +46,23 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render a comparison of stored records")
     report.add_argument("results", type=Path, nargs="+", help="results folders or record files")
-    report.add_argument("-o", "--output", type=Path, help="a .md file, or a folder (README.md inside); default: stdout")
+    report.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="the report folder (index.html, README.md, results.csv); default: Markdown to stdout",
+    )
+    report.add_argument("--format", default="html,md,csv", help="comma-separated: html, md, csv, parquet")
+    report.add_argument("--baseline", help="the compressor row deltas refer to (default: the `baseline` run)")
+    comp = sub.add_parser("compare", help="changes between two result sets; --fail-on makes it a CI gate")
+    comp.add_argument("old", type=Path, help="results folder (or record) before")
+    comp.add_argument("new", type=Path, help="results folder (or record) after")
+    comp.add_argument(
+        "--fail-on",
+        action="append",
+        metavar="METRIC:LIMIT",
+        help="exit 1 when crossed, e.g. latency.p50:+5%% (5%% slower) or accuracy.f1:-0.5 (0.5 points lower)",
+    )
     return parser
 
 
@@ -133,9 +149,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`bench report RESULTS...`."""
-    from bench.report.markdown import render
+    from datetime import datetime, timezone
+
+    from bench.report import markdown
+    from bench.report.provenance import provenance
+    from bench.report.publish import parse_formats, publish
     from bench.report.table import build_tables, load_records
 
+    formats = parse_formats(args.format)
     for path in args.results:
         if not path.exists():
             raise BenchError(f"no such results folder or file: {path}")
@@ -144,18 +165,62 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"bench: skipped {problem}", file=sys.stderr)
     if not loaded.records:
         raise BenchError(f"no records found under {', '.join(map(str, args.results))}")
-    text = render(build_tables(loaded.records), loaded.records)
     if args.output is None:
-        sys.stdout.write(text)
+        tables = build_tables(loaded.records, loaded.predictions, args.baseline)
+        when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        sys.stdout.write(markdown.render(tables, provenance(loaded.records), when))
         return EXIT_OK
-    out = args.output if args.output.suffix == ".md" else args.output / "README.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    print(f"wrote {out}")
+    written = publish(loaded, args.output, formats, args.baseline)
+    print(f"wrote {len(written)} files to {args.output}/: " + ", ".join(p.name for p in written if p.suffix != ".svg"))
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report}
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`bench compare OLD NEW [--fail-on METRIC:LIMIT ...]`."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from bench.compare import compare, parse_threshold
+    from bench.report.table import load_records
+
+    thresholds = [parse_threshold(t) for t in args.fail_on or []]
+    sets = []
+    for path in (args.old, args.new):
+        if not path.exists():
+            raise BenchError(f"no such results folder or file: {path}")
+        loaded = load_records([path])
+        if not loaded.records:
+            raise BenchError(f"no records found under {path}")
+        sets.append(loaded.records)
+    result = compare(sets[0], sets[1], thresholds)
+    console = _console()
+    grid = Table(title=f"{args.old} → {args.new}", title_justify="left")
+    for name in ("run", "metric", "old", "new", "change", ""):
+        grid.add_column(name, justify="left" if name in ("run", "metric", "") else "right")
+    for c in result.changes:
+        pct = c.percent
+        grid.add_row(
+            escape(c.run),
+            c.metric,
+            "–" if c.old is None else f"{c.old:,.4g}",
+            "–" if c.new is None else f"{c.new:,.4g}",
+            "–" if pct is None else f"{pct:+.1f}%",
+            f"[red]FAIL {escape(str(c.crossed))}[/red]" if c.crossed else "",
+        )
+    console.print(grid)
+    for line in result.warnings:
+        console.print(f"[yellow]warning: {escape(line)}: compare figures from different machines with care[/yellow]")
+    for label, runs in (("only in OLD", result.only_old), ("only in NEW", result.only_new)):
+        for run in runs:
+            console.print(f"{label}: {escape(run)}")
+    for line in result.failed:
+        console.print(f"[red]regression: {escape(line)}[/red]")
+    if thresholds and result.failed:
+        return EXIT_RUNS_FAILED
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

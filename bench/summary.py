@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.records import RunRecord
@@ -15,14 +16,15 @@ def print_summary(records: list[RunRecord], console: Console) -> None:
     for table in build_tables(records):
         hidden = ("lat.p90", "lat.cv", "size.zip", "params", "sparsity", "agree.f1", "throughput", "acc.output_words")
         keep = [c for c in table.columns if not c.key.startswith(hidden)]
-        grid = Table(title=table.title, title_justify="left")
+        grid = Table(title=escape(table.title), title_justify="left")
         grid.add_column("compressor", no_wrap=True)
         grid.add_column("status")
         for col in keep:
             grid.add_column(col.title, justify="right")
         for _, row in table.rows.iterrows():
             ok = row["status"] == "ok"
-            grid.add_row(str(row["compressor"]), str(row["status"]), *[cell(row, c) if ok else "–" for c in keep])
+            cells = [escape(cell(row, c)) if ok else "–" for c in keep]
+            grid.add_row(escape(str(row["compressor"])), str(row["status"]), *cells)
         console.print(grid)
         for failure in table.failures:
-            console.print(f"  [red]{failure}[/red]")
+            console.print(f"  [red]{escape(failure)}[/red]")

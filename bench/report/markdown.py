@@ -1,96 +1,116 @@
-"""Markdown rendering of comparison tables."""
+"""Markdown rendering of comparison tables (README.md of a report folder)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timezone
 
 import pandas as pd
 
-from bench.records import RunRecord
-from bench.report.table import Column, GroupTable, machines_of
+from bench.report.provenance import Provenance, header_lines
+from bench.report.table import Column, GroupTable, extremes
+
+LEGEND = (
+    "Deltas in parentheses are against the baseline row (accuracy: points; others: percent), with a 95% "
+    "bootstrap interval in brackets where one could be computed (accuracy: paired over the evaluation "
+    "examples; p50 latency: over the raw samples); **n.s.** marks a difference whose interval contains "
+    "zero. **Bold**: best in its column; _italic_: worst."
+)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _fmt(value: object, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "–"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return str(value)
 
 
-def _delta(value: object, col: Column) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def delta_text(row: pd.Series, col: Column) -> str:
+    """The delta against the baseline, with its interval and significance, or ''."""
+    value = row.get(f"{col.key}.delta")
+    if col.delta is None or _missing(value):
         return ""
     assert isinstance(value, float)
-    if col.delta == "rel":
-        return f" ({value:+.0f}%)" if abs(value) >= 0.5 else " (±0%)"
-    return f" ({value:+.{col.digits}f})"
+    relative = f"{value:+.0f}%" if abs(value) >= 0.5 else "±0%"
+    text = relative if col.delta == "rel" else f"{value:+.{col.digits}f}"
+    low, high = row.get(f"{col.key}.lo"), row.get(f"{col.key}.hi")
+    if not _missing(low) and not _missing(high):
+        assert isinstance(low, float) and isinstance(high, float)
+        digits = 0 if col.delta == "rel" else col.digits
+        text += f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+        if low <= 0 <= high:
+            text += " n.s."
+    return text
 
 
 def cell(row: pd.Series, col: Column) -> str:
     """One formatted cell: value, and its delta against the baseline when there is one."""
     text = _fmt(row.get(col.key), col.digits)
-    if col.delta and f"{col.key}.delta" in row and row["compressor"] != "baseline":
-        text += _delta(row.get(f"{col.key}.delta"), col)
-    return text
+    delta = delta_text(row, col)
+    return f"{text} ({delta})" if delta else text
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def escape(text: str) -> str:
+    """Text safe inside a Markdown table cell or list item (no HTML, no column breaks)."""
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
+        text = text.replace(char, entity)
+    return " ".join(text.split())
 
 
 def render_table(table: GroupTable) -> str:
     """A GroupTable as a Markdown section."""
     header = ["compressor", "status", *[c.title for c in table.columns]]
+    marks = extremes(table)
     lines = [
-        f"## {_escape(table.title)}",
+        f"## {escape(table.title)}",
         "",
-        f"Machine: {_escape(table.machine)}. Deltas in parentheses are against `{table.baseline}`"
-        " (accuracy: points; others: percent)."
+        f"Machine: {escape(table.machine)}. Baseline: `{escape(table.baseline)}`."
         if table.baseline
-        else f"Machine: {_escape(table.machine)}. No baseline run in this group: no deltas.",
+        else f"Machine: {escape(table.machine)}. No successful baseline run in this group: no deltas.",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(["---", "---"] + ["---:"] * len(table.columns)) + " |",
     ]
     for _, row in table.rows.iterrows():
-        cells = [_escape(str(row["compressor"])), str(row["status"])]
-        cells += [cell(row, c) if row["status"] == "ok" else "–" for c in table.columns]
+        name = str(row["compressor"])
+        cells = [escape(name), str(row["status"])]
+        for col in table.columns:
+            if row["status"] != "ok":
+                cells.append("–")
+                continue
+            text = cell(row, col)
+            best, worst = marks.get(col.key, ("", ""))
+            cells.append(f"**{text}**" if name == best else f"_{text}_" if name == worst else text)
         lines.append("| " + " | ".join(cells) + " |")
-    if table.notes:
-        lines += ["", "Notes:", *[f"- {_escape(n)}" for n in table.notes]]
     if table.failures:
-        lines += ["", "Failed or skipped:", *[f"- {_escape(f)}" for f in table.failures]]
+        lines += ["", "Failed or skipped:", *[f"- {escape(f)}" for f in table.failures]]
+    if table.notes:
+        lines += ["", "Flags and notes:", *[f"- {escape(n)}" for n in table.notes]]
     return "\n".join(lines) + "\n"
 
 
-def render(tables: Sequence[GroupTable], records: Sequence[RunRecord], generated: datetime | None = None) -> str:
-    """The whole Markdown report."""
-    when = (generated or datetime.now(timezone.utc)).isoformat(timespec="seconds")
-    machines = machines_of(list(records))
-    libs = next((r.environment.libraries for r in records if r.environment), {})
-    commits = sorted({r.environment.git_commit[:10] for r in records if r.environment and r.environment.git_commit})
-    out = [
-        "# bench report",
+def render(
+    tables: Sequence[GroupTable], prov: Provenance, generated: str, images: dict[int, list[str]] | None = None
+) -> str:
+    """The whole Markdown report; `images` lists each table's plot files (by table index)."""
+    out = ["# bench report", "", f"Generated at {generated} from {prov.records} records.", ""]
+    out += [f"- {label}: {escape(text)}" for label, text in header_lines(prov)]
+    out += [
+        "- Latency: p50/p90/p99 of the timed calls after warm-up; size: bytes as saved; "
+        "peak RSS: sampled while timing and evaluating.",
         "",
-        f"Generated at {when} from {len(records)} records.",
-        "",
-        f"- Machine{'s' if len(machines) > 1 else ''}: {'; '.join(machines) or 'unknown'}",
-        "- Libraries: "
-        + ", ".join(f"{k} {v}" for k, v in libs.items() if k in ("torch", "transformers", "onnxruntime", "bench")),
-        f"- bench commit{'s' if len(commits) > 1 else ''}: {', '.join(commits) or 'unknown'}",
-        "- Latency: p50/p90/p99 of the timed calls after warm-up; size: bytes as saved;"
-        " peak RSS: sampled while timing and evaluating.",
     ]
-    if len(machines) > 1:
-        out += [
-            "",
-            "> **Warning:** these records come from more than one machine. Each table holds one machine's runs;"
-            " do not compare figures across tables of different machines.",
-        ]
-    out.append("")
-    for table in tables:
-        out += [render_table(table)]
+    out += [f"> **Warning:** {escape(w)}" for w in prov.warnings]
+    out += ["", LEGEND, ""]
+    for i, table in enumerate(tables):
+        out.append(render_table(table))
+        for image in (images or {}).get(i, []):
+            out.append(f"![{escape(image)}]({image})")
+        if (images or {}).get(i):
+            out.append("")
     return "\n".join(out)

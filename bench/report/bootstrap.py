@@ -1,0 +1,125 @@
+"""Bootstrap confidence intervals for the differences a report shows.
+
+- Accuracy: a paired bootstrap over the evaluation examples shared with the baseline. Metrics that are
+  means of per-example scores (SQuAD EM/F1, ROUGE) resample those scores; corpus metrics (BLEU, chrF)
+  resample sacrebleu's per-segment sufficient statistics and recompute the corpus score, as sacrebleu's
+  own paired bootstrap does.
+- Latency: the raw samples of each run are resampled independently, giving an interval for the
+  percent change of the median.
+
+Resampling is seeded, so a report is the same every time it is built from the same records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+RESAMPLES = 1000
+LEVEL = 0.95
+SEED = 20261121
+
+# metric name -> per-example field and its scale to the metric's unit
+PER_EXAMPLE: dict[str, tuple[str, float]] = {
+    "exact_match": ("exact_match", 100.0),
+    "f1": ("f1", 100.0),
+    "rouge1": ("rouge1", 1.0),
+    "rouge2": ("rouge2", 1.0),
+    "rougeL": ("rougeL", 1.0),
+    "rougeLsum": ("rougeLsum", 1.0),
+}
+CORPUS = ("bleu", "chrf")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A difference (new minus baseline, or percent change) with its bootstrap interval."""
+
+    delta: float
+    low: float
+    high: float
+
+    @property
+    def significant(self) -> bool:
+        """Whether the interval excludes zero."""
+        return self.low > 0 or self.high < 0
+
+
+def _bounds(values: np.ndarray) -> tuple[float, float]:
+    tail = 100 * (1 - LEVEL) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _indices(n: int, seed_offset: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(SEED + seed_offset)
+    return rng.integers(0, n, size=(RESAMPLES, n))
+
+
+def paired_mean_delta(base: Sequence[float], new: Sequence[float], scale: float = 1.0) -> Interval:
+    """Difference of means (new - base) of paired per-example scores, with its interval."""
+    b, n = np.asarray(base, dtype=float) * scale, np.asarray(new, dtype=float) * scale
+    if b.shape != n.shape or b.size == 0:
+        raise ValueError("paired scores must be non-empty and of equal length")
+    diff = n - b
+    resampled = diff[_indices(diff.size)].mean(axis=1)
+    return Interval(float(diff.mean()), *_bounds(resampled))
+
+
+def paired_corpus_delta(base: np.ndarray, new: np.ndarray, score: Callable[[np.ndarray], float]) -> Interval:
+    """Difference of a corpus metric computed from summed per-example statistics (rows: examples)."""
+    if base.shape != new.shape or base.shape[0] == 0:
+        raise ValueError("paired statistics must be non-empty and of equal shape")
+    idx = _indices(base.shape[0])
+    deltas = np.array([score(new[i].sum(axis=0)) - score(base[i].sum(axis=0)) for i in idx])
+    return Interval(score(new.sum(axis=0)) - score(base.sum(axis=0)), *_bounds(deltas))
+
+
+def sacrebleu_statistics(metric: str, hypotheses: Sequence[str], references: Sequence[str]) -> tuple[Any, Any]:
+    """Per-segment sufficient statistics and a function scoring summed statistics (sacrebleu)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    scorer = BLEU() if metric == "bleu" else CHRF()
+    stats = np.asarray(scorer._extract_corpus_statistics(list(hypotheses), [list(references)]), dtype=float)
+
+    def score(summed: np.ndarray) -> float:
+        return float(scorer._compute_score_from_stats(summed.tolist()).score)
+
+    return stats, score
+
+
+def median_change(base: Sequence[float], new: Sequence[float]) -> Interval:
+    """Percent change of the median (new vs base) with an interval from resampling both sample sets."""
+    b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
+    if b.size == 0 or n.size == 0:
+        raise ValueError("no samples")
+    base_medians = np.median(b[_indices(b.size, 1)], axis=1)
+    new_medians = np.median(n[_indices(n.size, 2)], axis=1)
+    changes = 100.0 * (new_medians - base_medians) / base_medians
+    point = 100.0 * (float(np.median(n)) - float(np.median(b))) / float(np.median(b))
+    return Interval(point, *_bounds(changes))
+
+
+def accuracy_delta(
+    metric: str, base_rows: Sequence[dict[str, Any]], new_rows: Sequence[dict[str, Any]]
+) -> Interval | None:
+    """The paired interval of `metric` between two runs' prediction rows (None when the rows do not
+    carry what the metric needs)."""
+    base = {r["id"]: r for r in base_rows}
+    pairs = [(base[r["id"]], r) for r in new_rows if r.get("id") in base]
+    if len(pairs) < 2:
+        return None
+    if metric in PER_EXAMPLE:
+        field, scale = PER_EXAMPLE[metric]
+        if not all(field in b and field in n for b, n in pairs):
+            return None
+        return paired_mean_delta([b[field] for b, _ in pairs], [n[field] for _, n in pairs], scale)
+    if metric in CORPUS and all("reference" in b and "prediction" in b for b, _ in pairs):
+        refs = [str(b["reference"]) for b, _ in pairs]
+        base_stats, score = sacrebleu_statistics(metric, [str(b["prediction"]) for b, _ in pairs], refs)
+        new_stats, _ = sacrebleu_statistics(metric, [str(n["prediction"]) for _, n in pairs], refs)
+        return paired_corpus_delta(base_stats, new_stats, score)
+    return None
