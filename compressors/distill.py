@@ -134,7 +134,7 @@ class Distill(Compressor):
             "teacher_files": _fingerprint(ctx.model_source),
             "task": ctx.task.name,
             "task_options": ctx.task.options.model_dump(),
-            "version": 3,
+            "version": 4,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

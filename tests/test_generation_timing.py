@@ -49,3 +49,12 @@ def test_a_call_that_stops_early_is_an_error() -> None:
 def test_at_least_two_tokens() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         time_generation(lambda x, cb: 1, [1], SETTINGS, 1, batch_size=1, sequence_length=4)
+
+
+def test_new_tokens_end_at_the_first_eos_even_when_the_model_emits_the_pad_id() -> None:
+    import torch
+
+    from bench.tasks.seq2seq import new_token_count
+
+    sequences = torch.tensor([[0, 5, 0, 0, 1, 0, 0], [0, 7, 7, 7, 7, 7, 7], [0, 1, 0, 0, 0, 0, 0]])
+    assert new_token_count(sequences, eos_id=1) == [4, 6, 1]  # T5: pad 0 is the start token too

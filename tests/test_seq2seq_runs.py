@@ -69,6 +69,12 @@ def _check(found: dict[str, RunRecord], scores: set[str]) -> None:
     assert measured["distill"].size.census_after.parameters < base.size.census_after.parameters  # type: ignore[union-attr]
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built models and students go to a temporary cache, not the user's."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def test_tiny_marian_translation_through_every_cpu_compressor(tiny_text_dir: Path, tmp_path: Path) -> None:
     task = {
         "name": "translation",

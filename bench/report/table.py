@@ -186,10 +186,11 @@ def compression_facts(record: RunRecord) -> list[str]:
     lines = []
     if "train_steps" in facts:
         cached = ", loaded from the student cache" if facts.get("cached") else ""
+        first, last = facts.get("loss_first"), facts.get("loss_last")
+        loss = f"loss {first:.2f} → {last:.2f}" if first is not None and last is not None else "loss not finite"
         lines.append(
             f"student of layers {facts.get('student_layers')} trained {facts['train_steps']} steps in "
-            f"{facts.get('train_time_s', 0):.0f} s, loss {facts.get('loss_first', 0):.2f} → "
-            f"{facts.get('loss_last', 0):.2f}{cached}"
+            f"{facts.get('train_time_s') or 0:.0f} s, {loss}{cached}"
         )
     calibration = facts.get("calibration")
     if isinstance(calibration, dict) and calibration.get("example_ids"):

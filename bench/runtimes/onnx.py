@@ -102,6 +102,17 @@ def int8_operators(ops: Mapping[str, int]) -> int:
     return sum(n for op, n in ops.items() if op in INT8_OPERATORS)
 
 
+def session_options(threads: int) -> Any:
+    """ONNX Runtime session options: all graph optimizations, `threads` intra-op threads, one inter-op."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
 class OrtModel(ModelHandle):
     """An ONNX graph run by ONNX Runtime, with the graph optimizations on and threads pinned."""
 
@@ -113,10 +124,7 @@ class OrtModel(ModelHandle):
 
         super().__init__(tokenizer, device, config)
         self.path = path
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(threads)
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             providers.insert(0, "CUDAExecutionProvider")

@@ -139,15 +139,13 @@ class OrtSeq2SeqModel(ModelHandle):
     save_format = "onnx"
 
     def __init__(self, folder: Path, tokenizer: Any, device: str, threads: int, config: Any = None) -> None:
-        import onnxruntime as ort
         from optimum.onnxruntime import ORTModelForSeq2SeqLM
+
+        from bench.runtimes.onnx import session_options
 
         super().__init__(tokenizer, device, config)
         self.folder = folder
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(threads)
         provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -103,18 +103,13 @@ def _pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[Any, Any]:
     return ids, mask
 
 
-def new_token_count(sequences: Any, eos_id: int | None, pad_id: int | None) -> list[int]:
-    """Tokens generated per row: after the decoder start token, up to and including the first EOS."""
+def new_token_count(sequences: Any, eos_id: int | None) -> list[int]:
+    """Tokens generated per row: after the decoder start token, up to and including the first EOS
+    (what follows it is padding; a pad id before it is a token the model chose)."""
     counts = []
     for row in sequences.tolist():
-        n = 0
-        for token in row[1:]:
-            if token == pad_id and token != eos_id:
-                break
-            n += 1
-            if token == eos_id:
-                break
-        counts.append(n)
+        tokens = row[1:]
+        counts.append(tokens.index(eos_id) + 1 if eos_id in tokens else len(tokens))
     return counts
 
 
@@ -188,7 +183,7 @@ class Seq2SeqTask(Task):
             ids, mask = _pad([features.input_ids[i] for i in chunk], features.pad_id)
             sequences = model.generate({"input_ids": ids, "attention_mask": mask}, kwargs)
             texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
-            counts = new_token_count(sequences, tokenizer.eos_token_id, tokenizer.pad_token_id)
+            counts = new_token_count(sequences, tokenizer.eos_token_id)
             for i, text, count in zip(chunk, texts, counts, strict=True):
                 outputs[i] = (text.strip(), count)
         predictions = [outputs[i][0] for i in range(len(examples))]
@@ -247,7 +242,10 @@ class Seq2SeqTask(Task):
         for batch in self.batches(features, batch_size):
             sequences = teacher.generate(batch, kwargs)  # decoder start token, then the output
             labels = sequences[:, 1:].clone()
-            labels[labels == features.pad_id] = -100
+            # only what follows a sequence's first EOS is padding (a random model may emit the pad id itself)
+            lengths = new_token_count(sequences, teacher.tokenizer.eos_token_id)
+            positions = torch.arange(labels.shape[1]).unsqueeze(0)
+            labels[positions >= torch.tensor(lengths).unsqueeze(1)] = -100
             decoder_inputs = sequences[:, :-1].clone()
             out.append({**batch, "decoder_input_ids": decoder_inputs, "labels": labels.to(torch.long)})
         return out
@@ -261,6 +259,8 @@ class Seq2SeqTask(Task):
 
         labels = batch["labels"].to(student["logits"].device)
         mask = labels != -100
+        if not bool(mask.any()):
+            raise ValueError("a distillation batch has no labelled position")
         s_logits, t_logits = student["logits"].float()[mask], teacher["logits"].float()[mask]
         soft = F.kl_div(
             F.log_softmax(s_logits / temperature, dim=-1),
