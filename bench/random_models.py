@@ -163,7 +163,7 @@ def build_key(config: dict[str, Any], files: Sequence[Path], seed: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build(config: dict[str, Any], files: Sequence[Path], seed: int, folder: Path) -> dict[str, Any]:
+def build(name: str, config: dict[str, Any], files: Sequence[Path], seed: int, folder: Path) -> dict[str, Any]:
     """Train the tokenizer and initialize the model into `folder`; return the build facts."""
     import torch
     from transformers import AutoConfig, AutoModelForSeq2SeqLM
@@ -204,6 +204,7 @@ def build(config: dict[str, Any], files: Sequence[Path], seed: int, folder: Path
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     facts = {
+        "architecture": name,
         "weights": "random",
         "seed": seed,
         "model_type": model_type,
@@ -229,8 +230,8 @@ def materialize(
     if facts_file.is_file():
         return folder, {**json.loads(facts_file.read_text(encoding="utf-8")), "cached": True}
     partial = folder.with_name(folder.name + ".partial")
-    facts = build(config, files, seed, partial)
+    facts = build(name, config, files, seed, partial)
     if folder.exists():  # built meanwhile by another process
         return folder, {**facts, "cached": True}
     partial.rename(folder)
-    return folder, {**facts, "architecture": name, "cached": False}
+    return folder, {**facts, "cached": False}

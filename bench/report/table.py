@@ -265,9 +265,10 @@ def _notes(members: list[RunRecord]) -> list[str]:
     notes = [n for n in notes if not n.split(": ", 1)[-1].startswith("random weights (")]  # said once below
     if any(r.weights == "random" for r in members):
         build = next((r.model_info for r in members if r.model_info), {})
+        architecture = build.get("architecture") or members[0].spec.model.architecture or "model"
         notes.insert(
             0,
-            f"RANDOM WEIGHTS ({build.get('architecture', 'model')} shapes, {build.get('parameters', 0):,} "
+            f"RANDOM WEIGHTS ({architecture} shapes, {build.get('parameters', 0):,} "
             "parameters, tokenizer trained locally): accuracy scores are not meaningful; latency, memory, "
             "size and agreement with the baseline are",
         )
