@@ -76,3 +76,22 @@ def test_real_wmt_and_cnn_files(shared_data: Path) -> None:
     assert len(rows) == 1002 and rows[1]["reference"].startswith("Masken-Shaming")
     cnn = load_summaries(str(shared_data / "summarization/cnn_dailymail-test-sample.jsonl"), True, "test", None)
     assert len(cnn) == 250 and all(r["source"] and r["reference"] for r in cnn)
+
+
+def test_dataset_saved_by_datasets_library(tmp_path: Path) -> None:
+    """The layout of hub datasets (wmt16: a `translation` mapping; cnn_dailymail: article/highlights),
+    saved with save_to_disk as an online user would cache them."""
+    import datasets
+
+    pairs = datasets.Dataset.from_list([{"translation": {"de": f"Hallo {i}", "en": f"Hello {i}"}} for i in range(3)])
+    datasets.DatasetDict({"test": pairs}).save_to_disk(str(tmp_path / "wmt"))
+    rows = load_parallel(str(tmp_path / "wmt"), True, "test", 2, "en", "de")
+    assert rows == [
+        {"id": "0", "source": "Hello 0", "reference": "Hallo 0"},
+        {"id": "1", "source": "Hello 1", "reference": "Hallo 1"},
+    ]
+    news = datasets.Dataset.from_list([{"id": "a", "article": "Long text.", "highlights": "Short."}])
+    news.save_to_disk(str(tmp_path / "cnn"))
+    assert load_summaries(str(tmp_path / "cnn"), True, "test", None) == [
+        {"id": "a", "source": "Long text.", "reference": "Short."}
+    ]

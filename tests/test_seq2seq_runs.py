@@ -115,3 +115,39 @@ def test_tiny_t5_summarization_through_every_cpu_compressor(tiny_text_dir: Path,
     result = bench("run", str(suite), "--results-dir", str(tmp_path / "results"))
     assert result.returncode == 0, result.stdout + result.stderr
     _check(records(tmp_path / "results"), {"rouge1", "rouge2", "rougeL", "rougeLsum"})
+
+
+def test_a_locally_saved_checkpoint_runs_as_pretrained(tiny_text_dir: Path, tmp_path: Path) -> None:
+    """The path of users with real weights: `id:` names a saved checkpoint folder (as from_pretrained
+    saves a hub model), not a shipped architecture."""
+    from bench.random_models import materialize
+
+    checkpoint, _ = materialize("opus-mt-en-de", [str(tiny_text_dir)], 0, tmp_path / "build", TINY_MARIAN)
+    suite = {
+        "name": "checkpoint",
+        "model": {"id": str(checkpoint), "label": "my-marian"},
+        "task": {
+            "name": "translation",
+            "dataset": str(tiny_text_dir / "test.en"),
+            "split": "test",
+            "limit": 4,
+            "options": {
+                "source_lang": "en",
+                "target_lang": "de",
+                "latency_new_tokens": 4,
+                "decoding": {"max_new_tokens": 8},
+            },
+        },
+        "compressors": [{"name": "baseline"}, {"name": "int8-dynamic"}],
+        "sequence_lengths": [32],
+        "measurement": {"warmup": 1, "min_iterations": 2, "min_duration_s": 0, "threads": 1},
+    }
+    path = tmp_path / "checkpoint.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    result = bench("run", str(path), "--results-dir", str(tmp_path / "results"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = records(tmp_path / "results")
+    assert set(found) == {"baseline", "int8-dynamic"}
+    for record in found.values():
+        assert record.status == Status.OK and record.weights == "pretrained" and not record.model_info
+        assert record.spec.model_source == str(checkpoint) and "bleu" in record.accuracy.metrics  # type: ignore[union-attr]
