@@ -82,10 +82,14 @@ def test_report_does_not_import_torch(tmp_path: Path) -> None:
     from .test_records import make_record
 
     save_record(make_record(), tmp_path)
+    out = str(tmp_path / "out")
     code = (
         "import sys\nfrom bench.cli import main\n"
         f"assert main(['report', {str(tmp_path)!r}]) == 0\n"
+        f"assert main(['report', {str(tmp_path)!r}, '-o', {out!r}, '--format', 'html,md,csv,parquet']) == 0\n"
+        f"assert main(['compare', {str(tmp_path)!r}, {str(tmp_path)!r}, '--fail-on', 'latency.p50:+5%']) == 0\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "assert 'transformers' not in sys.modules, 'transformers imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
