@@ -36,6 +36,18 @@ class TokenizerRecipe:
     unused_rows: int = 0
     """Embedding rows beyond the tokenizer (t5-small has 32,128 rows for 32,100 tokens)."""
     roles: dict[str, str] = field(default_factory=dict)
+    decoder_start: str = "eos_token"
+    """The special token that starts decoding: pad for Marian and T5, eos for BART."""
+
+
+# config key -> the tokenizer role whose id it holds
+CONFIG_TOKEN_ROLES = {
+    "pad_token_id": "pad_token",
+    "eos_token_id": "eos_token",
+    "bos_token_id": "bos_token",
+    "forced_eos_token_id": "eos_token",
+    "forced_bos_token_id": "bos_token",
+}
 
 
 def recipe_for(model_type: str, vocab_size: int) -> TokenizerRecipe:
@@ -47,6 +59,7 @@ def recipe_for(model_type: str, vocab_size: int) -> TokenizerRecipe:
             ("<pad>",),
             "$A </s>",
             roles={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+            decoder_start="pad_token",
         )
     if model_type == "t5":
         big = vocab_size > 1000
@@ -58,6 +71,7 @@ def recipe_for(model_type: str, vocab_size: int) -> TokenizerRecipe:
             "$A </s>",
             unused_rows=28 if big else 0,
             roles={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+            decoder_start="pad_token",
         )
     if model_type in ("bart", "mbart"):
         return TokenizerRecipe(
@@ -177,25 +191,10 @@ def build(name: str, config: dict[str, Any], files: Sequence[Path], seed: int, f
     settings = dict(config)
     # the special tokens' ids come from the tokenizer (equal to the real ones when the corpus is large
     # enough to train the full vocabulary); the embedding keeps the real number of rows
-    for role in (
-        "pad_token_id",
-        "eos_token_id",
-        "bos_token_id",
-        "decoder_start_token_id",
-        "forced_eos_token_id",
-        "forced_bos_token_id",
-    ):
-        if role in settings:
-            token = {
-                "pad_token_id": "pad_token",
-                "eos_token_id": "eos_token",
-                "bos_token_id": "bos_token",
-                "forced_eos_token_id": "eos_token",
-                "forced_bos_token_id": "bos_token",
-            }.get(role)
-            if role == "decoder_start_token_id":
-                token = {"marian": "pad_token", "t5": "pad_token"}.get(settings["model_type"], "eos_token")
-            settings[role] = getattr(tokenizer, f"{token}_id")
+    roles = {**CONFIG_TOKEN_ROLES, "decoder_start_token_id": recipe.decoder_start}
+    for key, role in roles.items():
+        if key in settings:
+            settings[key] = getattr(tokenizer, f"{role}_id")
     model_type = settings.pop("model_type")
     hf_config = AutoConfig.for_model(model_type, **settings)
     torch.manual_seed(seed)

@@ -237,8 +237,7 @@ def build_random_model(spec: RunSpec, state: RunState) -> Source:
     folder, facts = materialize(
         spec.model.architecture, spec.tokenizer_corpus, spec.seed, cache_dir(), spec.model.overrides
     )
-    state.fields["weights"] = "random"
-    state.fields["model_info"] = facts
+    state.fields["model_info"] = facts  # `weights: random` is set from the spec when the run starts
     state.fields["notes"].append(
         f"random weights ({spec.model.architecture} shapes, tokenizer trained here): "
         "accuracy is not meaningful; latency, memory, size and agreement are"

@@ -11,7 +11,7 @@ from html import escape
 
 import pandas as pd
 
-from bench.report.markdown import LEGEND, _fmt, delta_text
+from bench.report.markdown import LEGEND, delta_text, format_value
 from bench.report.provenance import Provenance, header_lines
 from bench.report.table import Column, GroupTable, extremes
 
@@ -41,7 +41,7 @@ figure img { max-width: 760px; border: 1px solid #eee; }
 
 
 def _cell(row: pd.Series, col: Column, klass: str) -> str:
-    value = _fmt(row.get(col.key), col.digits)
+    value = format_value(row.get(col.key), col.digits)
     delta = delta_text(row, col)
     extra = ""
     if delta:

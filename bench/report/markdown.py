@@ -22,7 +22,7 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _fmt(value: object, digits: int) -> str:
+def format_value(value: object, digits: int) -> str:
     if _missing(value):
         return "–"
     if isinstance(value, float):
@@ -50,7 +50,7 @@ def delta_text(row: pd.Series, col: Column) -> str:
 
 def cell(row: pd.Series, col: Column) -> str:
     """One formatted cell: value, and its delta against the baseline when there is one."""
-    text = _fmt(row.get(col.key), col.digits)
+    text = format_value(row.get(col.key), col.digits)
     delta = delta_text(row, col)
     return f"{text} ({delta})" if delta else text
 

@@ -340,8 +340,3 @@ def _primary_metric(members: list[RunRecord], metric_names: list[str]) -> str | 
     if primary in metric_names:
         return primary
     return metric_names[0] if metric_names else None
-
-
-def machines_of(records: list[RunRecord]) -> list[str]:
-    """Distinct machines the records were measured on."""
-    return sorted({describe(r.environment) if r.environment else r.machine for r in records})

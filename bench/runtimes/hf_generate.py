@@ -3,23 +3,33 @@ PyTorch, or optimum's ONNX Runtime models)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 GENERATION_INPUTS = ("input_ids", "attention_mask")
 
 
-def _step_callback(on_token: Callable[[], None]) -> Any:
-    """A stopping criterion that never stops: transformers calls it once after every decoding step."""
+@functools.cache
+def _step_callback_class() -> Any:
+    """A stopping criterion that never stops: transformers calls it once after every decoding step.
+    Made once (not per timed call): transformers is imported lazily."""
     import torch
     from transformers import StoppingCriteria
 
     class StepCallback(StoppingCriteria):
+        def __init__(self, on_token: Callable[[], None]) -> None:
+            self.on_token = on_token
+
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-            on_token()
+            self.on_token()
             return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
-    return StepCallback()
+    return StepCallback
+
+
+def _step_callback(on_token: Callable[[], None]) -> Any:
+    return _step_callback_class()(on_token)
 
 
 def hf_generate(

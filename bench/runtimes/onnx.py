@@ -9,7 +9,7 @@ import contextlib
 import shutil
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +90,45 @@ def fuse_transformer(path: Path, out: Path, config: Any) -> dict[str, int]:
 
 
 def operator_census(path: Path) -> dict[str, int]:
-    """Node count per operator type in an ONNX graph."""
+    """Node count per operator type in an ONNX graph, subgraphs (If branches of merged decoders) included."""
     import onnx
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return dict(sorted(Counter(node.op_type for node in graph.node).items()))
+    counts: Counter[str] = Counter()
+
+    def walk(graph: Any) -> None:
+        for node in graph.node:
+            counts[node.op_type] += 1
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    walk(attr.g)
+                for sub in attr.graphs:
+                    walk(sub)
+
+    walk(onnx.load(str(path), load_external_data=False).graph)
+    return dict(sorted(counts.items()))
+
+
+def copy_model_files(sources: Iterable[Path], directory: Path, config: Any) -> list[Path]:
+    """Copy ONNX files (and the model config) into `directory`, as a user ships them; return the files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sources:
+        target = directory / source.name
+        shutil.copyfile(source, target)
+        written.append(target)
+    if config is not None:
+        config.save_pretrained(directory)
+        written.append(directory / "config.json")
+    return sorted(written)
+
+
+def initializers(path: Path, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """The weight tensors (initializers) of an ONNX graph as numpy arrays, by name."""
+    import onnx
+    from onnx import numpy_helper
+
+    for init in onnx.load(str(path)).graph.initializer:
+        yield prefix + init.name, numpy_helper.to_array(init)
 
 
 def int8_operators(ops: Mapping[str, int]) -> int:
@@ -140,24 +174,10 @@ class OrtModel(ModelHandle):
         return {name: torch.from_numpy(value) for name, value in zip(self.output_names, outputs, strict=True)}
 
     def save(self, directory: Path) -> list[Path]:
-        directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for source in [self.path, *self.path.parent.glob(f"{self.path.name}.data")]:
-            target = directory / source.name
-            shutil.copyfile(source, target)
-            written.append(target)
-        if self.config is not None:
-            self.config.save_pretrained(directory)
-            written.append(directory / "config.json")
-        return sorted(written)
+        return copy_model_files([self.path, *self.path.parent.glob(f"{self.path.name}.data")], directory, self.config)
 
     def tensors(self) -> Iterator[tuple[str, Any]]:
-        import onnx
-        from onnx import numpy_helper
-
-        model = onnx.load(str(self.path))
-        for init in model.graph.initializer:
-            yield init.name, numpy_helper.to_array(init)
+        yield from initializers(self.path)
 
     def operators(self) -> dict[str, int]:
         """Operator census of the graph as saved."""

@@ -83,25 +83,6 @@ def graph_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.endswith((".onnx", ".onnx.data", ".onnx_data")))
 
 
-def operator_census_deep(path: Path) -> Counter[str]:
-    """Node count per operator type in an ONNX graph, subgraphs (If branches) included."""
-    import onnx
-
-    counts: Counter[str] = Counter()
-
-    def walk(graph: Any) -> None:
-        for node in graph.node:
-            counts[node.op_type] += 1
-            for attr in node.attribute:
-                if attr.HasField("g"):
-                    walk(attr.g)
-                for sub in attr.graphs:
-                    walk(sub)
-
-    walk(onnx.load(str(path), load_external_data=False).graph)
-    return counts
-
-
 class _RecordingSession:
     """Stands in for an InferenceSession: keeps a copy of every input it is run with."""
 
@@ -181,31 +162,25 @@ class OrtSeq2SeqModel(ModelHandle):
         return hf_generate(self.model, batch, settings, on_token, "cpu")
 
     def save(self, directory: Path) -> list[Path]:
-        directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for source in graph_files(self.folder):
-            target = directory / source.name
-            shutil.copyfile(source, target)
-            written.append(target)
-        if self.config is not None:
-            self.config.save_pretrained(directory)
-            written.append(directory / "config.json")
-        return sorted(written)
+        from bench.runtimes.onnx import copy_model_files
+
+        return copy_model_files(graph_files(self.folder), directory, self.config)
+
+    def graphs(self) -> list[Path]:
+        """The ONNX graph files (encoder, merged decoder)."""
+        return [p for p in graph_files(self.folder) if p.suffix == ".onnx"]
 
     def tensors(self) -> Iterator[tuple[str, Any]]:
-        import onnx
-        from onnx import numpy_helper
+        from bench.runtimes.onnx import initializers
 
-        for path in graph_files(self.folder):
-            if path.suffix != ".onnx":
-                continue
-            for init in onnx.load(str(path)).graph.initializer:
-                yield f"{path.stem}/{init.name}", numpy_helper.to_array(init)
+        for path in self.graphs():
+            yield from initializers(path, prefix=f"{path.stem}/")
 
     def operators(self) -> dict[str, int]:
         """Operator census over every graph of the model."""
+        from bench.runtimes.onnx import operator_census
+
         total: Counter[str] = Counter()
-        for path in graph_files(self.folder):
-            if path.suffix == ".onnx":
-                total += operator_census_deep(path)
+        for path in self.graphs():
+            total.update(operator_census(path))
         return dict(sorted(total.items()))
