@@ -1,7 +1,8 @@
-"""The plugin contract: what a compressor or a task receives and returns.
+"""The plugin contract: what a compressor or a task receives and must return.
 
-This module is imported by every plugin and by `bench validate`, so it never imports torch at
-module level. Third-party plugins import from here only.
+Everything a plugin author needs is declared here, and nothing else; docs/plugins.md explains it with one
+complete example. The module never imports torch at module level (it is imported by `bench validate` and
+`bench list`), and it imports no runtime: eager PyTorch models are `bench.runtimes.torch.TorchModel`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bench.config import format_validation_error
 from bench.datadir import Source
 from bench.errors import ConfigError
+from bench.measure.census import Census
 from bench.metrics import MetricValue
+from bench.shape import Shape
 
 if TYPE_CHECKING:
     import torch
@@ -26,36 +29,55 @@ if TYPE_CHECKING:
 
 FORWARD_SCOPE = "model forward on tokenized inputs (tokenization and decoding excluded), device synchronized"
 
+Facts = dict[str, object]
+"""Free-form facts a plugin reports, JSON-able (training losses, calibration ids, how a model was built)."""
+
 Batch = Mapping[str, Any]
 """One model input: tensor name -> tensor (torch on the way in; a runtime may convert)."""
 
+# What a model in a chain still is, so that validation can refuse a chain that cannot work (see
+# Compressor.requires and Compressor.removes). A freshly loaded model has all three.
+PYTORCH = "pytorch"
+"""An eager PyTorch module (`TorchModel`)."""
+FLOAT_LINEAR = "float-linear"
+"""Its Linear layers are float `torch.nn.Linear` modules (not quantized replacements)."""
+AS_LOADED = "as-loaded"
+"""Unchanged since it was loaded: compressors that act at load time (bitsandbytes) need this."""
+LOADED_TRAITS = frozenset({PYTORCH, FLOAT_LINEAR, AS_LOADED})
 
-class NoOptions(BaseModel):
-    """A plugin without settings: any key is an error."""
+
+class PluginConfig(BaseModel):
+    """Base of every plugin's settings (a compressor's or a task's `config:` mapping in the suite):
+    unknown keys are errors and the values are frozen. A plugin without settings uses it as is."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def validate_options(owner: str, options_class: type[BaseModel], mapping: Mapping[str, Any]) -> BaseModel:
-    """Validate a plugin's `config:`/`options:` mapping; ConfigError names the field."""
+def validate_config(owner: str, config_class: type[PluginConfig], mapping: Mapping[str, object]) -> PluginConfig:
+    """Validate a plugin's `config:` mapping; ConfigError names the field."""
     try:
-        return options_class.model_validate(dict(mapping))
+        return config_class.model_validate(dict(mapping))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, prefix=f"{owner}.", owner=options_class)) from None
+        raise ConfigError(format_validation_error(exc, prefix=f"{owner}.", owner=config_class)) from None
 
 
 class ModelHandle(ABC):
     """A model ready to run: a runtime (eager PyTorch, ONNX Runtime, ...) plus its tokenizer.
 
-    Tasks call `forward`; measurement calls `synchronize`, `save` and `tensors`.
+    Tasks call `forward` (and `generate`); measurement calls `synchronize`, `save`, `tensors` and
+    `operators`; verification may call any of them.
     """
 
     runtime: ClassVar[str]
+    """The runtime's name, e.g. "pytorch" or "onnxruntime" (shown in records)."""
+    save_format: str = "files"
+    """The format `save` writes, e.g. "safetensors", "torch" or "onnx" (the record's size.saved.format)."""
 
     def __init__(self, tokenizer: Any, device: str, config: Any = None) -> None:
         self.tokenizer = tokenizer
         self.device = device
         self.config = config
+        """The transformers config of the model (architecture, `is_encoder_decoder`), when it has one."""
 
     @abstractmethod
     def forward(self, batch: Batch) -> Mapping[str, torch.Tensor]:
@@ -69,6 +91,10 @@ class ModelHandle(ABC):
     def tensors(self) -> Iterator[tuple[str, Any]]:
         """Every weight tensor (torch or numpy), for parameter, sparsity and dtype census."""
 
+    def operators(self) -> dict[str, int] | None:
+        """Operator census of the model's graph (op type -> count), or None for runtimes without a graph."""
+        return None
+
     def synchronize(self) -> None:
         """Wait for queued device work (CUDA) so that timings cover it. No-op on CPU."""
 
@@ -80,76 +106,14 @@ class ModelHandle(ABC):
         raise NotImplementedError(f"{self.runtime} models of this kind do not generate text")
 
 
-class TorchModel(ModelHandle):
-    """An eager PyTorch module. `save_format` is "safetensors" or "torch" (for packed quantized weights)."""
-
-    runtime = "pytorch"
-
-    def __init__(self, module: torch.nn.Module, tokenizer: Any, device: str, save_format: str = "safetensors") -> None:
-        super().__init__(tokenizer, device, getattr(module, "config", None))
-        self.module = module
-        self.save_format = save_format
-
-    def forward(self, batch: Batch) -> Mapping[str, torch.Tensor]:
-        import torch
-
-        inputs = {k: v.to(self.device) for k, v in batch.items()}
-        with torch.inference_mode():
-            out = self.module(**inputs)
-        return dict(out.items()) if hasattr(out, "items") else {"output": out}
-
-    def synchronize(self) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize()
-
-    def generate(
-        self, batch: Batch, settings: Mapping[str, Any], on_token: Callable[[], None] | None = None
-    ) -> torch.Tensor:
-        from bench.runtimes.hf_generate import hf_generate
-
-        with _inference_mode():
-            return hf_generate(self.module, batch, settings, on_token, self.device)
-
-    def save(self, directory: Path) -> list[Path]:
-        import torch
-
-        directory.mkdir(parents=True, exist_ok=True)
-        if self.save_format == "safetensors":
-            self.module.save_pretrained(directory, safe_serialization=True)  # type: ignore[operator]
-        else:
-            torch.save(self.module.state_dict(), directory / "model.pt")
-            if self.config is not None:
-                self.config.save_pretrained(directory)
-        return sorted(p for p in directory.rglob("*") if p.is_file())
-
-    def tensors(self) -> Iterator[tuple[str, Any]]:
-        from bench.measure.census import state_dict_tensors
-
-        yield from state_dict_tensors(self.module)
-
-
-def _inference_mode() -> Any:
-    import torch
-
-    return torch.inference_mode()
-
-
-def eager(model: ModelHandle, who: str) -> TorchModel:
-    """`model` as an eager PyTorch model, or a TypeError naming the compressor that needs one
-    (for example a chain that puts a PyTorch-only step after an ONNX one)."""
-    if not isinstance(model, TorchModel):
-        raise TypeError(f"{who} needs an eager PyTorch model, got a {model.runtime} one")
-    return model
-
-
 class Verification(BaseModel):
     """What a compressor proved about its output. `passed=False` makes the run a failed run."""
 
     passed: bool
     summary: str
-    checks: dict[str, Any] = {}
+    checks: Facts = {}
+    proven: bool = True
+    """False when the compressor claims nothing (the default `verify`): reports flag the run as unverified."""
 
 
 @dataclass
@@ -171,10 +135,12 @@ class CompressContext:
     threads: int
     cpu_flags: frozenset[str]
     task: Task
-    batch_size: int
-    sequence_length: int
-    model_source: str
-    """Where the uncompressed model was loaded from (local folder or hub id)."""
+    shape: Shape
+    """The run's input shape (batch size, sequence length)."""
+    model_source: Source
+    """Where the uncompressed model was loaded from (a local folder or a hub id)."""
+    calibration_split: str
+    """The name of the training split that `calibration_data` and `training_examples` draw from."""
     reload: Callable[..., ModelHandle]
     """Load the uncompressed model again, passing keyword arguments to from_pretrained (e.g. a
     quantization_config). For compressors that act at load time, such as bitsandbytes."""
@@ -186,28 +152,50 @@ class CompressContext:
     """The first `n` (or all) examples of the task's training split, for compressors that train."""
     cache_dir: Path
     """A persistent folder for artefacts worth keeping between runs (trained students)."""
+    chain_before: tuple[str, ...] = ()
+    """The steps applied before this one in a chain, as canonical JSON of name and config (cache keys)."""
     notes: list[str] = field(default_factory=list)
     """Hardware notes that the compressor adds (shown as flags in reports)."""
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=dict)
     """What the compressor did, stored in the record's `compression` (calibration ids, training time...)."""
+
+    @property
+    def batch_size(self) -> int:
+        """The run's batch size."""
+        return self.shape.batch_size
+
+    @property
+    def sequence_length(self) -> int:
+        """The run's sequence length."""
+        return self.shape.sequence_length
 
 
 class Compressor(ABC):
-    """A way to shrink a model. Subclasses set `name`, `description`, `Config` and `devices`."""
+    """A way to shrink a model. Subclasses set `name`, `description`, `Config`, `devices` and, for chains,
+    `requires`; they implement `compress` and `verify`."""
 
     name: ClassVar[str]
+    """The registry key; must equal the entry-point name the plugin is registered under."""
     description: ClassVar[str] = ""
-    Config: ClassVar[type[BaseModel]] = NoOptions
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+    """Validates the suite's `config:` mapping; the instance holds the result as `self.config`."""
     devices: ClassVar[frozenset[str]] = frozenset({"cpu", "cuda"})
-    needs_calibration: ClassVar[bool] = False
+    """Where it can run; on another device the run is a `skipped` record with the reason."""
+    needs_training_split: ClassVar[bool] = False
+    """Whether it draws calibration or training examples: validation refuses a suite without that split."""
+    requires: ClassVar[frozenset[str]] = frozenset({PYTORCH})
+    """Traits the incoming model must have (PYTORCH, FLOAT_LINEAR, AS_LOADED); checked along chains."""
+    claim_survives_chain: ClassVar[bool] = True
+    """Whether `verify` still holds on the final model of a chain; when False, a claim that a later step
+    undid is reported as undone instead of failing the run."""
 
-    def __init__(self, config: BaseModel) -> None:
+    def __init__(self, config: PluginConfig) -> None:
         self.config = config
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any], where: str = "config") -> Compressor:
+    def from_mapping(cls, mapping: Mapping[str, object], where: str = "config") -> Compressor:
         """Build from the suite's `config:` mapping, validated by `Config`."""
-        return cls(validate_options(where, cls.Config, mapping))
+        return cls(validate_config(where, cls.Config, mapping))
 
     def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
         """Why this compressor cannot run here (the run becomes a `skipped` record), or None."""
@@ -215,13 +203,18 @@ class Compressor(ABC):
             return f"{self.name} runs on {', '.join(sorted(self.devices))}, not {device}"
         return None
 
+    def removes(self) -> frozenset[str]:
+        """Traits the returned model no longer has (by default it is no longer as loaded)."""
+        return frozenset({AS_LOADED})
+
     @abstractmethod
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
-        """Return the compressed model. May modify `model` in place."""
+        """Return the compressed model (a ModelHandle, never None). May modify `model` in place."""
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
-        """Prove the compression happened. `before` is the census of the uncompressed model."""
-        return Verification(passed=True, summary="nothing claimed")
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
+        """Prove the compression happened. `before` is the census of the model this step received; `after`
+        is the model `compress` returned (and, in a chain, again the final model). Default: no claim."""
+        return Verification(passed=True, summary="nothing claimed", proven=False)
 
 
 @dataclass
@@ -237,17 +230,20 @@ class Task(ABC):
     """A task family: loads its model and data, predicts, scores, and compares predictions."""
 
     name: ClassVar[str]
+    """The registry key; must equal the entry-point name."""
     description: ClassVar[str] = ""
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+    """Validates the suite's `task.config` mapping; the instance holds the result as `self.config`."""
     primary_metric: ClassVar[str]
+    """The accuracy metric that represents the task (stored in each record; reports plot it)."""
 
-    def __init__(self, options: BaseModel) -> None:
-        self.options = options
+    def __init__(self, config: PluginConfig) -> None:
+        self.config = config
 
     @classmethod
-    def from_mapping(cls, mapping: Mapping[str, Any]) -> Task:
-        """Build from the suite's `task.options` mapping, validated by `Options`."""
-        return cls(validate_options("task.options", cls.Options, mapping))
+    def from_mapping(cls, mapping: Mapping[str, object]) -> Task:
+        """Build from the suite's `task.config` mapping, validated by `Config`."""
+        return cls(validate_config("task.config", cls.Config, mapping))
 
     @abstractmethod
     def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
@@ -265,11 +261,15 @@ class Task(ABC):
     def batches(self, features: Any, batch_size: int, full_only: bool = False) -> list[Batch]:
         """Split encoded features into model inputs of `batch_size` (only full batches if `full_only`)."""
 
+    def evaluation_batch_size(self, shape: Shape) -> int:
+        """Inputs per call in accuracy runs (recorded beside the evaluation memory peak). Default: the run's."""
+        return shape.batch_size
+
     @abstractmethod
     def evaluate(
         self, model: ModelHandle, examples: Sequence[dict[str, Any]], features: Any, batch_size: int
     ) -> EvalOutput:
-        """Predict every example and score against its references."""
+        """Predict every example, `batch_size` inputs per call, and score against its references."""
 
     @abstractmethod
     def agreement(
@@ -278,19 +278,12 @@ class Task(ABC):
         """How closely `predictions` match the uncompressed model's, on the shared example ids."""
 
     def latency(
-        self,
-        model: ModelHandle,
-        pool: Sequence[Batch],
-        settings: LatencySettings,
-        batch_size: int,
-        sequence_length: int,
+        self, model: ModelHandle, pool: Sequence[Batch], settings: LatencySettings, shape: Shape
     ) -> dict[str, LatencyResult]:
         """Time the model on `pool` (real inputs at the run's shape). Default: the forward pass."""
         from bench.measure.latency import measure_latency
 
-        forward = measure_latency(
-            model.forward, pool, settings, batch_size, sequence_length, FORWARD_SCOPE, model.synchronize
-        )
+        forward = measure_latency(model.forward, pool, settings, shape, FORWARD_SCOPE, model.synchronize)
         return {"forward": forward}
 
     def train_batches(

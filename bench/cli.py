@@ -15,6 +15,8 @@ from bench.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_FA
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from bench.api import Compressor, Task
+    from bench.registry import Registry
     from bench.validate import ResolvedSuite
 
 
@@ -98,24 +100,40 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
-    """`bench list`."""
+    """`bench list`: every plugin, where it comes from, and the names that clash."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from bench.registry import COMPRESSORS_GROUP, TASKS_GROUP, PluginError, available
+    from bench.registry import COMPRESSORS, TASKS, PluginError, clash_message
 
     console = _console()
-    for group, title in ((COMPRESSORS_GROUP, "compressors"), (TASKS_GROUP, "tasks")):
+    registries: tuple[tuple[Registry[Compressor], str], tuple[Registry[Task], str]] = (
+        (COMPRESSORS, "compressors"),
+        (TASKS, "tasks"),
+    )
+    for registry, title in registries:
         table = Table(title=title, title_justify="left")
         for col in ("name", "devices", "description", "from"):
             table.add_column(col)
-        for name, entry in available(group).items():
+        clashes = registry.clashes()
+        for name in registry.names():
+            if name in clashes:
+                origins = ", ".join(e.origin for e in clashes[name])
+                table.add_row(
+                    escape(name),
+                    "–",
+                    f"[red]{escape(clash_message(registry.kind, name, clashes[name]))}[/red]",
+                    escape(origins),
+                )
+                continue
+            entry = registry.entry(name)
             try:
-                cls = entry.load()
+                cls = registry.load(name)
                 devices = ", ".join(sorted(getattr(cls, "devices", []))) or "–"
-                desc = getattr(cls, "description", "")
+                desc = escape(cls.description)
             except PluginError as exc:
-                devices, desc = "–", f"[red]{exc}[/red]"
-            table.add_row(name, devices, desc, entry.distribution)
+                devices, desc = "–", f"[red]{escape(str(exc))}[/red]"
+            table.add_row(escape(name), devices, desc, escape(entry.origin))
         console.print(table)
     return EXIT_OK
 
@@ -124,8 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """`bench run SUITE`."""
 
     from bench.records import Status
+    from bench.report.console import print_summary
     from bench.runner import RunOptions, run_suite
-    from bench.summary import print_summary
 
     if args.limit is not None and args.limit < 1:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
@@ -151,10 +169,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`bench report RESULTS...`."""
     from datetime import datetime, timezone
 
+    from bench.records import load_records
     from bench.report import markdown
     from bench.report.provenance import provenance
     from bench.report.publish import parse_formats, publish
-    from bench.report.table import build_tables, load_records
+    from bench.report.table import build_tables
 
     formats = parse_formats(args.format)
     for path in args.results:
@@ -181,7 +200,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from bench.compare import compare, parse_threshold
-    from bench.report.table import load_records
+    from bench.records import load_records
 
     thresholds = [parse_threshold(t) for t in args.fail_on or []]
     sets = []

@@ -9,59 +9,23 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.catalogue import known_names, lookup
 from bench.errors import BenchError
 from bench.records import RunRecord, Status
-from bench.report.table import MB, main_latency
 
 _THRESHOLD = re.compile(r"^(?P<metric>[A-Za-z0-9_.]+):(?P<limit>[+-]\d+(\.\d+)?)(?P<pct>%?)$")
 
-Getter = Callable[[RunRecord], "float | None"]
-
-
-def _latency(stat: str) -> Getter:
-    def get(r: RunRecord) -> float | None:
-        lat = main_latency(r)
-        return float(getattr(lat.stats, stat)) if lat else None
-
-    return get
-
-
-def _sub_latency(name: str) -> Getter:
-    return lambda r: r.latency[name].stats.p50 if name in r.latency else None
-
-
-FIXED: dict[str, Getter] = {
-    "latency.p50": _latency("p50"),
-    "latency.p90": _latency("p90"),
-    "latency.p99": _latency("p99"),
-    "latency.mean": _latency("mean"),
-    "latency.first_token": _sub_latency("first_token"),
-    "latency.per_token": _sub_latency("per_token"),
-    "throughput": lambda r: lat.throughput_samples_per_s if (lat := main_latency(r)) else None,
-    "tokens_per_s": lambda r: r.latency["generate"].tokens_per_s if "generate" in r.latency else None,
-    "memory.peak": lambda r: r.memory.steady_peak / MB if r.memory and r.memory.steady_peak else None,
-    "size": lambda r: r.size.saved.bytes / MB if r.size and r.size.saved else None,
-}
 DEFAULT_METRICS = ("latency.p50", "memory.peak", "size")
 
 
 def metric_value(record: RunRecord, metric: str) -> float | None:
-    """The value of a metric path (see FIXED; `accuracy.NAME`, `agreement.NAME`) in a record, or None."""
-    if metric in FIXED:
-        return FIXED[metric](record)
-    kind, _, name = metric.partition(".")
-    source = record.accuracy if kind == "accuracy" else record.agreement if kind == "agreement" else None
-    if source is None or name not in source.metrics:
-        return None
-    return source.metrics[name].value
-
-
-def _known(metric: str) -> bool:
-    return metric in FIXED or (metric.partition(".")[0] in ("accuracy", "agreement") and bool(metric.partition(".")[2]))
+    """The value of a catalogue metric (`latency.p50`, `accuracy.f1`, ...) in a record, or None."""
+    found = lookup(metric)
+    return found.read(record) if found is not None else None
 
 
 @dataclass(frozen=True)
@@ -90,12 +54,10 @@ def parse_threshold(text: str) -> Threshold:
         raise BenchError(
             f"--fail-on {text!r}: expected METRIC:+N% or METRIC:-N, e.g. latency.p50:+5% or accuracy.f1:-0.5"
         )
-    metric = match["metric"]
-    if not _known(metric):
-        raise BenchError(
-            f"--fail-on {text!r}: unknown metric '{metric}'; use {', '.join(FIXED)}, accuracy.NAME or agreement.NAME"
-        )
-    return Threshold(metric, float(match["limit"]), bool(match["pct"]))
+    found = lookup(match["metric"])
+    if found is None:
+        raise BenchError(f"--fail-on {text!r}: unknown metric '{match['metric']}'; use {known_names()}")
+    return Threshold(found.name, float(match["limit"]), bool(match["pct"]))
 
 
 def identity(r: RunRecord) -> tuple[str, ...]:

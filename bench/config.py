@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, SuiteWarning
+from bench.measure.latency import LatencySettings
 
 Device = Literal["cpu", "cuda"]
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -85,7 +87,18 @@ class TaskConfig(StrictModel):
     calibration_split: str = "train"
     calibration_dataset: str | None = None
     """Where calibration and training examples come from when not from `dataset` (a file or dataset name)."""
-    options: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    """The task plugin's settings, validated by its `Config` (`options` is the deprecated name)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_is_config(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "options" in data:
+            if "config" in data:
+                raise ValueError("give `config` only: `options` is its deprecated name")
+            warnings.warn("task.options is deprecated: call it task.config", SuiteWarning, stacklevel=2)
+            data = {("config" if k == "options" else k): v for k, v in data.items()}
+        return data
 
 
 class CompressorStep(StrictModel):
@@ -154,6 +167,16 @@ class MeasurementConfig(StrictModel):
     )
     memory_interval_ms: PositiveFloat = 10.0
     timeout_s: PositiveFloat = 3600.0
+
+    def latency_settings(self) -> LatencySettings:
+        """What the latency loop needs of these settings."""
+        return LatencySettings(
+            warmup=self.warmup,
+            min_iterations=self.min_iterations,
+            min_duration_s=self.min_duration_s,
+            max_iterations=self.max_iterations,
+            max_duration_s=self.max_duration_s,
+        )
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> MeasurementConfig:

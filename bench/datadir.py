@@ -14,8 +14,6 @@ from pathlib import Path
 from bench.errors import DataNotFoundError
 
 ENV_VAR = "BENCH_DATA_DIR"
-ARCHITECTURE_PREFIX = "architecture:"
-"""Model source of a shipped architecture built with random weights (see bench.random_models)."""
 
 # dataset name -> split -> path inside the data directory.
 CATALOG: dict[str, dict[str, str]] = {
@@ -53,18 +51,22 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?
 
 @dataclass(frozen=True)
 class Source:
-    """A resolved model or dataset: a local path, or a hub id."""
+    """A resolved model or dataset: a local path, a hub id, or (models only) a shipped architecture that is
+    built here with random weights (`location` is then the architecture's name; see bench.random_models)."""
 
     location: str
     local: bool
+    architecture: bool = False
 
     @classmethod
-    def infer(cls, location: str) -> Source:
-        """A resolved location: local when it exists on disk or is built here, else a hub id."""
-        return cls(location, local=location.startswith(ARCHITECTURE_PREFIX) or Path(location).exists())
+    def built(cls, architecture: str) -> Source:
+        """The source of a shipped architecture built with random weights."""
+        return cls(architecture, local=True, architecture=True)
 
     def describe(self) -> str:
         """Human-readable origin."""
+        if self.architecture:
+            return f"architecture:{self.location}"
         return self.location if self.local else f"hub:{self.location}"
 
 

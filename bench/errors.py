@@ -20,6 +20,14 @@ class DataNotFoundError(BenchError):
     """A model or dataset that could not be found locally, and not fetched. Says where bench looked."""
 
 
+class SuiteWarning(UserWarning):
+    """Something in a suite that works but should change (a deprecated key); printed as one line."""
+
+
+class PluginContractError(RuntimeError):
+    """A plugin returned something the contract in bench.api does not allow (the message names the plugin)."""
+
+
 class CompressionNotApplied(RuntimeError):
     """A compressor's verification found that the model was not compressed as claimed."""
 

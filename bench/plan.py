@@ -10,7 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bench import __version__
 from bench.config import CompressorConfig, MeasurementConfig, ModelConfig, SuiteConfig, TaskConfig
+from bench.datadir import Source
+from bench.shape import Shape
 
 BASELINE = "baseline"
 
@@ -20,25 +23,37 @@ class RunSpec(BaseModel):
 
     suite: str
     model: ModelConfig
-    model_source: str
-    """Resolved local path, or the hub id."""
+    model_source: Source
+    """Resolved local folder, hub id, or shipped architecture."""
     task: TaskConfig
-    dataset_source: str
-    calibration_source: str | None = None
+    dataset_source: Source
+    calibration_source: Source | None = None
     tokenizer_corpus: list[str] = []
     """Resolved text files and folders for the tokenizer of a random-weight architecture."""
     compressor: CompressorConfig
     device: str
-    batch_size: int
-    sequence_length: int
+    shape: Shape
     seed: int
     quick: bool
     measurement: MeasurementConfig
     threads: int
+    plugins: dict[str, str] = {}
+    """The distribution and version of each plugin the run uses (e.g. 'int8-dynamic': 'bench 0.1.0')."""
+    bench_version: str = ""
     group: str
     """Key shared by the runs compared in one table: everything but the compressor."""
     key: str
     """Unique and stable for the same configuration; also the record's file stem."""
+
+    @property
+    def batch_size(self) -> int:
+        """Inputs per timed call."""
+        return self.shape.batch_size
+
+    @property
+    def sequence_length(self) -> int:
+        """Tokens per input."""
+        return self.shape.sequence_length
 
     @property
     def is_baseline(self) -> bool:
@@ -68,17 +83,20 @@ def effective_measurement(measurement: MeasurementConfig, quick: bool) -> Measur
 def expand(
     suite: SuiteConfig,
     *,
-    model_source: str,
-    dataset_source: str,
-    calibration_source: str | None,
+    model_source: Source,
+    dataset_source: Source,
+    calibration_source: Source | None,
     threads: int,
+    plugins: dict[str, str] | None = None,
     tokenizer_corpus: list[str] | None = None,
     limit: int | None = None,
     quick: bool = False,
 ) -> list[RunSpec]:
-    """All runs of a suite, baselines first within each group so that agreement can use them."""
+    """All runs of a suite, baselines first within each group so that agreement can use them. `plugins` maps
+    each plugin name to its distribution and version: a new version of a plugin is a new run."""
     task = suite.task if limit is None else suite.task.model_copy(update={"limit": limit})
     measurement = effective_measurement(suite.measurement, quick)
+    versions = plugins or {}
     runs: list[RunSpec] = []
     for device, batch_size, seq_len in product(suite.devices, suite.batch_sizes, suite.sequence_lengths):
         group_payload = {
@@ -96,7 +114,9 @@ def expand(
         group = _digest(group_payload)[:12]
         ordered = sorted(suite.compressors, key=lambda c: c.name != BASELINE or bool(c.config))
         for comp in ordered:
-            digest = _digest({**group_payload, "compressor": comp.model_dump()})[:10]
+            used = {name: versions[name] for name in (task.name, *(s.name for s in comp.steps)) if name in versions}
+            identity = {**group_payload, "compressor": comp.model_dump(), "plugins": used, "bench": __version__}
+            digest = _digest(identity)[:10]
             key = f"{comp.display_name}__{device}__bs{batch_size}__seq{seq_len}__{digest}"
             runs.append(
                 RunSpec(
@@ -109,12 +129,13 @@ def expand(
                     tokenizer_corpus=tokenizer_corpus or [],
                     compressor=comp,
                     device=device,
-                    batch_size=batch_size,
-                    sequence_length=seq_len,
+                    shape=Shape(batch_size=batch_size, sequence_length=seq_len),
                     seed=suite.seed,
                     quick=quick,
                     measurement=measurement,
                     threads=threads,
+                    plugins=used,
+                    bench_version=__version__,
                     group=group,
                     key=key,
                 )

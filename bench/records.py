@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bench.api import Verification
+from bench.api import Facts, Verification
 from bench.environment import Environment
 from bench.errors import BenchError
 from bench.measure.census import Census
@@ -21,9 +23,14 @@ from bench.measure.size import SavedSize
 from bench.metrics import MetricValue
 from bench.plan import RunSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PREDICTIONS_SUFFIX = ".predictions.jsonl"
 LOG_SUFFIX = ".log"
+
+
+def now() -> str:
+    """UTC time stamp, ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 class Status(str, Enum):
@@ -42,6 +49,8 @@ class Accuracy(BaseModel):
     n_examples: int
     predictions_file: str | None = None
     """File beside the record holding one JSON row per example (id, prediction, references)."""
+    primary_metric: str | None = None
+    """The task's representative metric (reports plot it); None in records older than schema 2."""
 
 
 class Agreement(BaseModel):
@@ -84,6 +93,22 @@ class ErrorInfo(BaseModel):
     type: str
     message: str
     traceback_tail: str = ""
+    phase: str | None = None
+    """The phase the run was in: setup, load, compress, save, prepare, latency, evaluate."""
+    location: str | None = None
+    """`file:line` of the innermost frame in the plugin's own code, when the error passed through it."""
+    log: str | None = None
+    """The run's log file (its whole output)."""
+
+    def describe(self) -> str:
+        """One line: phase, exception type and message, where, and the log."""
+        text = f"{self.phase}: " if self.phase else ""
+        text += self.message if self.type in ("UnsupportedHere", "timeout", "error") else f"{self.type}: {self.message}"
+        if self.location:
+            text += f" (at {self.location})"
+        if self.log:
+            text += f" (log: {self.log})"
+        return text
 
 
 class RunRecord(BaseModel):
@@ -106,7 +131,7 @@ class RunRecord(BaseModel):
     memory: Memory | None = None
     size: Size | None = None
     verification: Verification | None = None
-    compression: dict[str, Any] = Field(default_factory=dict)
+    compression: Facts = Field(default_factory=dict)
     """What the compressors reported doing: calibration example ids, training time and loss, cache use."""
     notes: list[str] = Field(default_factory=list)
     """Flags for readers: hardware caveats, fallbacks, what was not measured and why."""
@@ -114,7 +139,7 @@ class RunRecord(BaseModel):
     error: ErrorInfo | None = None
     weights: str = "pretrained"
     """'pretrained' or 'random' (accuracy of random weights is not meaningful)."""
-    model_info: dict[str, Any] = Field(default_factory=dict)
+    model_info: Facts = Field(default_factory=dict)
     """How a random-weight model was built (architecture, seed, parameters, tokenizer vocabulary, corpus)."""
 
 
@@ -122,8 +147,34 @@ class RecordError(BenchError):
     """A record that cannot be read."""
 
 
+def _source(location: object) -> object:
+    if not isinstance(location, str):
+        return location
+    if location.startswith("architecture:"):
+        return {"location": location.removeprefix("architecture:"), "local": True, "architecture": True}
+    return {"location": location, "local": Path(location).is_absolute(), "architecture": False}
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2: typed sources, one shape object, `task.config` (was `task.options`)."""
+    spec = data.get("spec")
+    if isinstance(spec, dict):
+        for key in ("model_source", "dataset_source", "calibration_source"):
+            if spec.get(key) is not None:
+                spec[key] = _source(spec[key])
+        if "batch_size" in spec:
+            spec["shape"] = {"batch_size": spec.pop("batch_size"), "sequence_length": spec.pop("sequence_length")}
+        task = spec.get("task")
+        if isinstance(task, dict) and "options" in task:
+            task["config"] = task.pop("options")
+    for result in (data.get("latency") or {}).values():
+        if isinstance(result, dict) and "batch_size" in result:
+            result["shape"] = {"batch_size": result.pop("batch_size"), "sequence_length": result.pop("sequence_length")}
+    return data
+
+
 # Migrations from version N to N+1, applied in order when an older record is loaded.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
 def migrate(data: dict[str, Any], path: Path | str = "record") -> dict[str, Any]:
@@ -190,8 +241,8 @@ def load_record(path: Path) -> RunRecord:
     """Read, migrate and validate one record."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: unreadable record: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise RecordError(f"{path}: unreadable record: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise RecordError(f"{path}: not a bench record")
     try:
@@ -219,6 +270,54 @@ def write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
-    """Rows written by write_predictions."""
+    """Rows written by write_predictions; ValueError when a line is not a JSON object."""
     with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        rows = [json.loads(line) for line in fh if line.strip()]
+    if not all(isinstance(row, dict) for row in rows):
+        raise ValueError("a line is not a JSON object")
+    return rows
+
+
+@dataclass
+class LoadedRecords:
+    """Records found under the given paths (in a stable order), their files, and what could not be read."""
+
+    records: list[RunRecord]
+    unreadable: list[str] = field(default_factory=list)
+    """One line per file that was skipped: the file and why."""
+    files: dict[int, Path] = field(default_factory=dict)
+    """id(record) -> the record's file, to find its predictions beside it."""
+
+    def predictions(self, record: RunRecord) -> list[dict[str, Any]] | None:
+        """The record's per-example predictions, or None when they are missing or unreadable (then listed in
+        `unreadable`). Only a file in the record's own folder is read, whatever the record names."""
+        path = self.files.get(id(record))
+        if path is None or record.accuracy is None or not record.accuracy.predictions_file:
+            return None
+        name = record.accuracy.predictions_file
+        file = path.parent / name
+        if Path(name).name != name or name in (".", ".."):
+            self.unreadable.append(f"{path}: predictions_file {name[:80]!r} is not a file beside the record: ignored")
+            return None
+        if not file.is_file():
+            return None
+        try:
+            return read_predictions(file)
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            self.unreadable.append(f"{file}: unreadable predictions: {type(exc).__name__}: {str(exc)[:200]}")
+            return None
+
+
+def load_records(paths: Iterable[Path]) -> LoadedRecords:
+    """Every record under `paths`; unreadable files are listed, not fatal."""
+    loaded = LoadedRecords([])
+    for root in paths:
+        for path in sorted(iter_record_files(root)):
+            try:
+                record = load_record(path)
+            except RecordError as exc:
+                loaded.unreadable.append(str(exc))
+                continue
+            loaded.records.append(record)
+            loaded.files[id(record)] = path
+    return loaded

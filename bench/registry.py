@@ -1,25 +1,30 @@
-"""Plugin registry: name -> plugin class, from the entry-point groups `bench.compressors` and `bench.tasks`.
+"""Plugin registries: name -> plugin class, from the entry-point groups `bench.compressors` and `bench.tasks`.
 
-Entry points are listed without importing them; a plugin's module is imported only when it is used,
-so `bench list` and `bench validate` stay fast and a broken third-party plugin breaks only its runs.
+Entry points are listed without importing them; a plugin's module is imported only when a suite uses it,
+so `bench list` and `bench validate` stay fast and a broken or clashing third-party plugin breaks only the
+suites that name it. Loading checks that the class is the right kind of plugin and carries the name it is
+registered under, so the name lives in one place.
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from functools import cache
+from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Generic, TypeVar, cast
 
+from bench.api import Compressor, Task
 from bench.errors import BenchError
 
 COMPRESSORS_GROUP = "bench.compressors"
 TASKS_GROUP = "bench.tasks"
 
+P = TypeVar("P", Compressor, Task)
+
 
 class PluginError(BenchError):
-    """An unknown, duplicated or unloadable plugin."""
+    """An unknown, clashing or unloadable plugin."""
 
 
 @dataclass(frozen=True)
@@ -29,38 +34,14 @@ class PluginEntry:
     name: str
     group: str
     target: str
+    """`module:Class`."""
     distribution: str
+    version: str
 
-    def load(self) -> Any:
-        """Import the plugin class. Import errors become one-line PluginErrors."""
-        try:
-            return EntryPoint(name=self.name, value=self.target, group=self.group).load()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin '{self.name}' ({self.target}, from {self.distribution}) failed to import: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-
-@cache
-def _entries(group: str) -> dict[str, PluginEntry]:
-    found: dict[str, PluginEntry] = {}
-    for ep in entry_points(group=group):
-        dist = ep.dist.name if ep.dist is not None else "?"
-        entry = PluginEntry(name=ep.name, group=group, target=ep.value, distribution=dist)
-        previous = found.get(ep.name)
-        if previous is not None and previous.target != entry.target:
-            raise PluginError(
-                f"two plugins are registered as '{ep.name}' in {group}: {previous.target} "
-                f"({previous.distribution}) and {entry.target} ({dist})"
-            )
-        found[ep.name] = entry
-    return found
-
-
-def available(group: str) -> dict[str, PluginEntry]:
-    """All plugins registered in `group`, by name."""
-    return dict(sorted(_entries(group).items()))
+    @property
+    def origin(self) -> str:
+        """The distribution and version that registered it, e.g. 'bench 0.1.0'."""
+        return f"{self.distribution} {self.version}"
 
 
 def suggest(name: str, choices: list[str]) -> str:
@@ -69,21 +50,86 @@ def suggest(name: str, choices: list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def entry(group: str, name: str) -> PluginEntry:
-    """The registered plugin called `name`, or a PluginError with a did-you-mean."""
-    entries = _entries(group)
-    if name in entries:
-        return entries[name]
-    kind = "compressor" if group == COMPRESSORS_GROUP else "task"
-    known = ", ".join(sorted(entries)) or "none"
-    raise PluginError(f"unknown {kind} '{name}'{suggest(name, list(entries))}; installed: {known}")
+class Registry(Generic[P]):
+    """The plugins of one entry-point group, all of one base class."""
+
+    def __init__(self, group: str, kind: str, base: type) -> None:
+        self.group = group
+        self.kind = kind
+        self.base = base
+        self._loaded: dict[str, type[P]] = {}
+
+    @cached_property
+    def _candidates(self) -> dict[str, list[PluginEntry]]:
+        found: dict[str, list[PluginEntry]] = {}
+        for ep in entry_points(group=self.group):
+            dist = ep.dist
+            entry = PluginEntry(
+                name=ep.name,
+                group=self.group,
+                target=ep.value,
+                distribution=dist.name if dist is not None else "?",
+                version=dist.version if dist is not None else "?",
+            )
+            same = found.setdefault(ep.name, [])
+            if entry not in same:  # one distribution seen twice (editable installs) is not a clash
+                same.append(entry)
+        return dict(sorted(found.items()))
+
+    def names(self) -> list[str]:
+        """Every registered name, clashing ones included."""
+        return list(self._candidates)
+
+    def clashes(self) -> dict[str, list[PluginEntry]]:
+        """Names registered by more than one plugin, with each registration."""
+        return {name: entries for name, entries in self._candidates.items() if len(entries) > 1}
+
+    def entry(self, name: str) -> PluginEntry:
+        """The one plugin registered as `name`; a PluginError for an unknown or clashing name."""
+        entries = self._candidates.get(name)
+        if not entries:
+            known = ", ".join(self.names()) or "none"
+            raise PluginError(f"unknown {self.kind} '{name}'{suggest(name, self.names())}; installed: {known}")
+        if len(entries) > 1:
+            raise PluginError(clash_message(self.kind, name, entries))
+        return entries[0]
+
+    def load(self, name: str) -> type[P]:
+        """Import the plugin class registered as `name` and check that it honours the contract."""
+        if name in self._loaded:
+            return self._loaded[name]
+        entry = self.entry(name)
+        try:
+            loaded = EntryPoint(name=entry.name, value=entry.target, group=entry.group).load()
+        except Exception as exc:
+            raise PluginError(
+                f"{self.kind} '{name}' ({entry.target}, from {entry.origin}) failed to import: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        if not (isinstance(loaded, type) and issubclass(loaded, self.base)):
+            raise PluginError(
+                f"{self.kind} '{name}' ({entry.target}, from {entry.origin}) is not a subclass of "
+                f"bench.api.{self.base.__name__}"
+            )
+        declared = getattr(loaded, "name", None)
+        if declared != name:
+            raise PluginError(
+                f"{self.kind} '{name}' ({entry.target}, from {entry.origin}) declares name = {declared!r}: "
+                f"the class's `name` and its entry-point name in {self.group} must be the same"
+            )
+        plugin = cast("type[P]", loaded)
+        self._loaded[name] = plugin
+        return plugin
 
 
-def load_compressor(name: str) -> Any:
-    """The compressor class registered as `name`."""
-    return entry(COMPRESSORS_GROUP, name).load()
+def clash_message(kind: str, name: str, entries: list[PluginEntry]) -> str:
+    """Why `name` cannot be used, and how to resolve it."""
+    who = " and ".join(f"{e.target} ({e.origin})" for e in entries)
+    return (
+        f"{kind} '{name}' is registered by more than one installed package: {who}; "
+        f"uninstall one of them, or rename its entry point"
+    )
 
 
-def load_task(name: str) -> Any:
-    """The task class registered as `name`."""
-    return entry(TASKS_GROUP, name).load()
+COMPRESSORS: Registry[Compressor] = Registry(COMPRESSORS_GROUP, "compressor", Compressor)
+TASKS: Registry[Task] = Registry(TASKS_GROUP, "task", Task)

@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import __version__
-from bench.datadir import Source
 from bench.environment import Environment, capture, default_threads, machine_name
 from bench.launchers.local import launch, log_tail
 from bench.plan import RunSpec, expand, results_folder
@@ -57,9 +57,10 @@ def plan(resolved: ResolvedSuite, options: RunOptions) -> list[RunSpec]:
     suite = resolved.suite
     return expand(
         suite,
-        model_source=resolved.model.location,
-        dataset_source=resolved.dataset.location,
-        calibration_source=resolved.calibration.location if resolved.calibration else None,
+        model_source=resolved.model,
+        dataset_source=resolved.dataset,
+        calibration_source=resolved.calibration,
+        plugins=resolved.plugins,
         tokenizer_corpus=resolved.tokenizer_corpus,
         threads=suite.measurement.threads or default_threads(),
         limit=options.limit,
@@ -84,7 +85,7 @@ def same_machine(record: RunRecord, here: Environment) -> bool:
     return (record.environment.cpu_model, record.environment.logical_cores) == (here.cpu_model, here.logical_cores)
 
 
-def _failure_record(spec: RunSpec, status: Status, message: str, log: str, wall_s: float) -> RunRecord:
+def _failure_record(spec: RunSpec, status: Status, message: str, log: Path, wall_s: float) -> RunRecord:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     return RunRecord(
         status=status,
@@ -94,7 +95,7 @@ def _failure_record(spec: RunSpec, status: Status, message: str, log: str, wall_
         started_at=stamp,
         finished_at=stamp,
         wall_s=wall_s,
-        error=ErrorInfo(type=status.value, message=message, traceback_tail=log),
+        error=ErrorInfo(type=status.value, message=message, traceback_tail=log_tail(log), log=str(log)),
     )
 
 
@@ -103,18 +104,19 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
     workdir = folder / ".work" / spec.key
     workdir.mkdir(parents=True, exist_ok=True)
     baseline_predictions = folder / f"{baseline_key}{PREDICTIONS_SUFFIX}" if baseline_key else None
+    log_path = folder / ".logs" / f"{spec.key}.log"
     job = Job(
         spec=spec,
         folder=str(folder),
         baseline_predictions=str(baseline_predictions) if baseline_predictions else None,
+        log_path=str(log_path),
     )
     job_path = workdir / "job.json"
     job_path.write_text(job.model_dump_json(indent=2), encoding="utf-8")
     path = record_path(folder, spec.key)
     supersede(folder, spec.key, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
-    log_path = folder / ".logs" / f"{spec.key}.log"
     # Everything local: keep the Hugging Face libraries from looking up the hub (a hang when offline).
-    local = Source.infer(spec.model_source).local and Source.infer(spec.dataset_source).local
+    local = spec.model_source.local and spec.dataset_source.local
     offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
     result = launch(job_path, log_path, spec.measurement.timeout_s, spec.threads, offline)
     record = _stored(path)
@@ -126,7 +128,7 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
                 Status.ERROR,
                 f"worker process died (exit code {result.returncode}) without a record",
             )
-        record = _failure_record(spec, status, message, log_tail(log_path), result.wall_s)
+        record = _failure_record(spec, status, message, log_path, result.wall_s)
         save_record(record, folder)
     shutil.rmtree(workdir, ignore_errors=True)
     return record
@@ -161,14 +163,16 @@ def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) ->
                 and same_machine(stored, here)
             ):
                 outcomes.append(Outcome(stored, reused=True))
-                console.print(f"  [dim]stored[/dim]  {label}")
+                console.print(f"  [dim]stored[/dim]  {escape(label)}")
                 progress.advance(bar)
                 continue
             progress.update(bar, description=label)
             baseline_key = None if spec.is_baseline else baselines.get(spec.group)
             record = run_one(spec, folder, baseline_key)
             outcomes.append(Outcome(record, reused=False))
-            console.print(f"  {_status_mark(record.status)}  {label}  [dim]({record.wall_s:.0f} s)[/dim]")
+            console.print(f"  {_status_mark(record.status)}  {escape(label)}  [dim]({record.wall_s:.0f} s)[/dim]")
+            if record.status != Status.OK and record.error is not None:
+                console.print(f"           {escape(record.error.describe())}", highlight=False)
             progress.advance(bar)
     return outcomes
 

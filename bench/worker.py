@@ -2,7 +2,8 @@
 
 Started as `python -m bench.worker JOB.json` by a launcher. Whatever happens inside (an exception, a
 compressor that proves it did nothing, an unsupported device), a record is written; only a hard crash
-or a timeout leaves none, and the launcher then writes it.
+or a timeout leaves none, and the launcher then writes it. The flow is `_execute`: one function per phase,
+each returning its typed part of the record.
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ import os
 import random
 import sys
 import time
-import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
 from bench import __version__
-from bench.api import CalibrationData, CompressContext, ModelHandle, Task, Verification
+from bench.api import Batch, CalibrationData, CompressContext, ModelHandle, Task, Verification
+from bench.chain import Step, apply_chain
 from bench.datadir import Source
-from bench.environment import capture, cpu_flags, machine_name
+from bench.environment import Environment, capture, cpu_flags, machine_name
 from bench.errors import CompressionNotApplied, UnsupportedHere
-from bench.measure.census import take_census
+from bench.failure import error_info, plugin_files
+from bench.measure.census import Census, take_census
 from bench.measure.contention import BUSY_THRESHOLD, CpuContention
-from bench.measure.latency import LatencySettings
+from bench.measure.latency import LatencyResult
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.size import measure_saved
 from bench.plan import RunSpec
@@ -38,15 +39,17 @@ from bench.records import (
     Accuracy,
     Agreement,
     ErrorInfo,
+    Facts,
     Memory,
     RunRecord,
     Size,
     Status,
+    now,
     read_predictions,
     save_record,
     write_predictions,
 )
-from bench.registry import load_compressor, load_task
+from bench.registry import COMPRESSORS, TASKS
 
 LATENCY_INPUT_POOL = 32
 
@@ -57,17 +60,80 @@ class Job(BaseModel):
     spec: RunSpec
     folder: str
     baseline_predictions: str | None = None
+    log_path: str | None = None
+    """Where the launcher captures this process's output (named in error records)."""
 
 
-def now() -> str:
-    """UTC time stamp, ISO 8601."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+@dataclass
+class RecordParts:
+    """The record's parts, filled in as the phases complete, so that a failure keeps what was measured."""
+
+    weights: str
+    notes: list[str] = field(default_factory=list)
+    environment: Environment | None = None
+    model_info: Facts = field(default_factory=dict)
+    compression: Facts = field(default_factory=dict)
+    verification: Verification | None = None
+    size: Size | None = None
+    latency: dict[str, LatencyResult] = field(default_factory=dict)
+    accuracy: Accuracy | None = None
+    agreement: Agreement | None = None
 
 
-def error_info(exc: BaseException, limit: int = 4000) -> ErrorInfo:
-    """Type, message and the end of the traceback."""
-    tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return ErrorInfo(type=type(exc).__name__, message=str(exc).strip()[:2000], traceback_tail=tail[-limit:])
+@dataclass
+class EvalData:
+    """The evaluation examples, their features and the pool of timed inputs."""
+
+    examples: list[dict[str, object]]
+    features: object
+    pool: list[Batch]
+
+
+class Run:
+    """One run in progress: its job, plugins, phase timings and record parts."""
+
+    def __init__(self, job: Job) -> None:
+        spec = job.spec
+        self.job = job
+        self.spec = spec
+        self.folder = Path(job.folder)
+        self.workdir = self.folder / ".work" / spec.key
+        self.started_at = now()
+        self.t0 = time.perf_counter()
+        self.phases: dict[str, float] = {}
+        self.phase_now: str | None = None
+        self.parts = RecordParts(weights="random" if spec.model.architecture else "pretrained")
+        self.sampler = RssSampler(spec.measurement.memory_interval_ms / 1000)
+        self.flags = cpu_flags()
+        self.task: Task | None = None
+        self.steps: list[Step] = []
+
+    @contextmanager
+    def phase(self, name: str, sample: bool = True) -> Iterator[None]:
+        """Time a phase (and attribute its memory samples to it)."""
+        start = time.perf_counter()
+        self.phase_now = name
+        try:
+            with self.sampler.phase(name) if sample else contextlib.nullcontext():
+                yield
+        finally:
+            self.phases[name] = time.perf_counter() - start
+
+    def record(self, status: Status, error: ErrorInfo | None, memory: Memory | None) -> RunRecord:
+        """The record as it stands."""
+        return RunRecord(
+            status=status,
+            spec=self.spec,
+            machine=machine_name(),
+            bench_version=__version__,
+            started_at=self.started_at,
+            finished_at=now(),
+            wall_s=time.perf_counter() - self.t0,
+            phases_s=self.phases,
+            error=error,
+            memory=memory,
+            **vars(self.parts),
+        )
 
 
 def set_threads_and_seed(threads: int, seed: int) -> None:
@@ -83,50 +149,9 @@ def set_threads_and_seed(threads: int, seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class RunState:
-    """Collects the record's parts as the phases complete, so a failure keeps what was measured."""
-
-    def __init__(self, spec: RunSpec) -> None:
-        self.spec = spec
-        self.started_at = now()
-        self.t0 = time.perf_counter()
-        self.phases: dict[str, float] = {}
-        self.fields: dict[str, Any] = {"notes": [], "weights": "random" if spec.model.architecture else "pretrained"}
-
-    @contextmanager
-    def phase(self, name: str, sampler: RssSampler | None = None) -> Iterator[None]:
-        """Time a phase (and attribute its memory samples to it)."""
-        start = time.perf_counter()
-        try:
-            if sampler is not None:
-                with sampler.phase(name):
-                    yield
-            else:
-                yield
-        finally:
-            self.phases[name] = time.perf_counter() - start
-
-    def record(self, status: Status, error: ErrorInfo | None = None) -> RunRecord:
-        """The record as it stands."""
-        return RunRecord(
-            status=status,
-            spec=self.spec,
-            machine=machine_name(),
-            bench_version=__version__,
-            started_at=self.started_at,
-            finished_at=now(),
-            wall_s=time.perf_counter() - self.t0,
-            phases_s=self.phases,
-            error=error,
-            **self.fields,
-        )
-
-
-def _cuda_reset(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
+def cache_dir() -> Path:
+    """Persistent artefacts (trained students): $BENCH_CACHE_DIR, or ~/.cache/bench."""
+    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")
 
 
 def _memory(sampler: RssSampler, rss_start: int, device: str) -> Memory:
@@ -153,48 +178,106 @@ def _memory(sampler: RssSampler, rss_start: int, device: str) -> Memory:
 
 def execute(job: Job) -> RunRecord:
     """Run every phase of one spec and return its record (status ok, skipped or error)."""
-    spec = job.spec
-    state = RunState(spec)
-    sampler = RssSampler(spec.measurement.memory_interval_ms / 1000).start()
-    rss_start = sampler.current()
+    run = Run(job)
+    rss_start = run.sampler.start().current()
     status, error = Status.OK, None
     try:
-        _execute(job, state, sampler)
+        _execute(run)
     except UnsupportedHere as exc:
-        status, error = Status.SKIPPED, ErrorInfo(type="UnsupportedHere", message=str(exc))
+        status, error = Status.SKIPPED, ErrorInfo(type="UnsupportedHere", message=str(exc), phase=run.phase_now)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # also Rust panics surfacing from tokenizers (pyo3 PanicException)
-        status, error = Status.ERROR, error_info(exc)
-    sampler.stop()
-    state.fields["memory"] = _memory(sampler, rss_start, spec.device)
-    return state.record(status, error)
+        status = Status.ERROR
+        plugins = plugin_files([run.task, *(step.compressor for step in run.steps)])
+        error = error_info(exc, run.phase_now, plugins, job.log_path)
+    run.sampler.stop()
+    return run.record(status, error, _memory(run.sampler, rss_start, job.spec.device))
 
 
-def cache_dir() -> Path:
-    """Persistent artefacts (trained students): $BENCH_CACHE_DIR, or ~/.cache/bench."""
-    return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")
+def _execute(run: Run) -> None:
+    """The flow of one run (see shared/DESIGN.md)."""
+    with run.phase("setup", sample=False):
+        task = setup(run)
+    with run.phase("load"):
+        model, source = load(run, task)
+    census = take_census(model.tensors())
+    with run.phase("compress"):
+        model, run.parts.verification = compress(run, task, model, source, census)
+    with run.phase("save", sample=False):
+        run.parts.size = save(run, model, census)
+    with run.phase("prepare", sample=False):
+        data = prepare(run, task, model)
+    with run.phase("latency"):
+        run.parts.latency = time_latency(run, task, model, data.pool)
+    with run.phase("evaluate"):
+        run.parts.accuracy, predictions = evaluate(run, task, model, data)
+    run.parts.agreement = agree(run, task, predictions)
 
 
-def combine(verifications: list[tuple[str, Verification]]) -> Verification:
-    """One verification for a chain: passed if every step passed."""
-    if len(verifications) == 1:
-        return verifications[0][1]
-    return Verification(
-        passed=all(v.passed for _, v in verifications),
-        summary="; ".join(f"{name}: {v.summary}" for name, v in verifications),
-        checks={name: v.checks for name, v in verifications},
+def setup(run: Run) -> Task:
+    """Load the plugins, refuse what cannot run here, pin threads and seeds, record the environment."""
+    spec = run.spec
+    run.steps = [Step(s.name, COMPRESSORS.load(s.name).from_mapping(s.config)) for s in spec.compressor.steps]
+    run.task = TASKS.load(spec.task.name).from_mapping(spec.task.config)
+    run.parts.environment = capture(threads=spec.threads, seed=spec.seed)
+    for step in run.steps:
+        reason = step.compressor.unsupported_reason(spec.device, run.flags)
+        if reason is not None:
+            raise UnsupportedHere(reason)
+    if spec.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UnsupportedHere("no CUDA device on this machine")
+    set_threads_and_seed(spec.threads, spec.seed)
+    run.parts.environment = capture(threads=spec.threads, seed=spec.seed)  # now with GPUs
+    if spec.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    return run.task
+
+
+def load(run: Run, task: Task) -> tuple[ModelHandle, Source]:
+    """The uncompressed model, built first when the suite names a random-weight architecture."""
+    spec = run.spec
+    source = spec.model_source
+    if source.architecture:
+        source = build_random_model(run)
+    return task.load_model(source, spec.device, spec.model.revision), source
+
+
+def build_random_model(run: Run) -> Source:
+    """Build (or find cached) the suite's random-weight architecture, and say so in the record."""
+    from bench.random_models import materialize
+
+    spec = run.spec
+    assert spec.model.architecture is not None
+    folder, facts = materialize(
+        spec.model.architecture, spec.tokenizer_corpus, spec.seed, cache_dir(), spec.model.overrides
     )
+    run.parts.model_info = facts
+    run.parts.notes.append(
+        f"random weights ({spec.model.architecture} shapes, tokenizer trained here): "
+        "accuracy is not meaningful; latency, memory, size and agreement are"
+    )
+    if facts["tokenizer_vocab"] < facts["vocab_size"]:
+        run.parts.notes.append(
+            f"the tokenizer corpus gave {facts['tokenizer_vocab']:,} of {facts['vocab_size']:,} tokens; "
+            "the embedding keeps the real number of rows"
+        )
+    return Source(str(folder), local=True)
 
 
 def build_context(
-    spec: RunSpec, task: Task, tokenizer: Any, workdir: Path, flags: frozenset[str], model_source: Source
+    run_spec: RunSpec, task: Task, tokenizer: object, workdir: Path, flags: frozenset[str], model_source: Source
 ) -> CompressContext:
     """The CompressContext of a run: its data access is lazy, so compressors that need none cost nothing."""
-    data_source = Source.infer(spec.dataset_source)
-    calibration = Source.infer(spec.calibration_source) if spec.calibration_source else None
+    spec = run_spec
+    calibration = spec.calibration_source
 
-    def training_examples(n: int | None) -> list[dict[str, Any]]:
+    def training_examples(n: int | None) -> list[dict[str, object]]:
         if calibration is None:
             raise UnsupportedHere(f"no training split '{spec.task.calibration_split}' for this dataset")
         return task.load_examples(calibration, spec.task.calibration_split, n)
@@ -202,13 +285,13 @@ def build_context(
     def calibration_data(n: int) -> CalibrationData:
         rows = training_examples(n)
         batches = task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)
-        return CalibrationData(batches=batches, example_ids=[r["id"] for r in rows])
+        return CalibrationData(batches=batches, example_ids=[str(r["id"]) for r in rows])
 
-    def example_batch() -> Any:
-        rows = task.load_examples(data_source, spec.task.split, spec.batch_size)
+    def example_batch() -> Batch:
+        rows = task.load_examples(spec.dataset_source, spec.task.split, spec.batch_size)
         return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)[0]
 
-    def reload(**kwargs: Any) -> ModelHandle:
+    def reload(**kwargs: object) -> ModelHandle:
         return task.load_model(model_source, spec.device, spec.model.revision, **kwargs)
 
     return CompressContext(
@@ -218,9 +301,9 @@ def build_context(
         threads=spec.threads,
         cpu_flags=flags,
         task=task,
-        batch_size=spec.batch_size,
-        sequence_length=spec.sequence_length,
-        model_source=model_source.location,
+        shape=spec.shape,
+        model_source=model_source,
+        calibration_split=spec.task.calibration_split,
         reload=reload,
         example_batch=example_batch,
         calibration_data=calibration_data,
@@ -229,136 +312,82 @@ def build_context(
     )
 
 
-def build_random_model(spec: RunSpec, state: RunState) -> Source:
-    """Build (or find cached) the suite's random-weight architecture; mark the record `weights: random`."""
-    from bench.random_models import materialize
-
-    assert spec.model.architecture is not None
-    folder, facts = materialize(
-        spec.model.architecture, spec.tokenizer_corpus, spec.seed, cache_dir(), spec.model.overrides
-    )
-    state.fields["model_info"] = facts  # `weights: random` is set from the spec when the run starts
-    state.fields["notes"].append(
-        f"random weights ({spec.model.architecture} shapes, tokenizer trained here): "
-        "accuracy is not meaningful; latency, memory, size and agreement are"
-    )
-    if facts["tokenizer_vocab"] < facts["vocab_size"]:
-        state.fields["notes"].append(
-            f"the tokenizer corpus gave {facts['tokenizer_vocab']:,} of {facts['vocab_size']:,} tokens; "
-            "the embedding keeps the real number of rows"
-        )
-    return Source(str(folder), local=True)
-
-
-def _execute(job: Job, state: RunState, sampler: RssSampler) -> None:
-    spec = job.spec
-    flags = cpu_flags()
-    steps = [(step.name, load_compressor(step.name).from_mapping(step.config)) for step in spec.compressor.steps]
-    task_cls: type[Task] = load_task(spec.task.name)
-    task = task_cls.from_mapping(spec.task.options)
-    state.fields["environment"] = capture(threads=spec.threads, seed=spec.seed)
-    for _, compressor in steps:
-        reason = compressor.unsupported_reason(spec.device, flags)
-        if reason is not None:
-            raise UnsupportedHere(reason)
-    if spec.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UnsupportedHere("no CUDA device on this machine")
-
-    set_threads_and_seed(spec.threads, spec.seed)
-    state.fields["environment"] = capture(threads=spec.threads, seed=spec.seed)  # now with GPUs
-    _cuda_reset(spec.device)
-    model_source = Source.infer(spec.model_source)
-    if spec.model.architecture is not None:
-        with state.phase("build"):
-            model_source = build_random_model(spec, state)
-    with state.phase("load", sampler):
-        model: ModelHandle = task.load_model(model_source, spec.device, spec.model.revision)
-    census_before = take_census(model.tensors())
-    tokenizer = model.tokenizer
-
-    folder = Path(job.folder)
-    workdir = folder / ".work" / spec.key
-    data_source = Source.infer(spec.dataset_source)
-    ctx = build_context(spec, task, tokenizer, workdir, flags, model_source)
-    ctx.notes = state.fields["notes"]
-    state.fields["compression"] = ctx.facts
-    verifications: list[tuple[str, Verification]] = []
-    compressed = model
+def compress(
+    run: Run, task: Task, model: ModelHandle, source: Source, census: Census
+) -> tuple[ModelHandle, Verification]:
+    """Apply the run's compressors; a failed proof fails the run."""
+    ctx = build_context(run.spec, task, model.tokenizer, run.workdir, run.flags, source)
+    ctx.notes = run.parts.notes
+    ctx.facts = run.parts.compression
+    compressed, verification = apply_chain(model, run.steps, ctx, census)
     del model
-    with state.phase("compress", sampler):
-        for i, (name, compressor) in enumerate(steps):
-            before = census_before if i == 0 else take_census(compressed.tensors())
-            compressed = compressor.compress(compressed, ctx)
-            verifications.append((name, compressor.verify(before.model_dump(), compressed)))
-            if not verifications[-1][1].passed:
-                break
     release_freed_memory()
-    verification = combine(verifications)
-    state.fields["verification"] = verification
     if not verification.passed:
-        raise CompressionNotApplied(f"{spec.compressor.display_name}: verification failed: {verification.summary}")
+        run.parts.verification = verification
+        raise CompressionNotApplied(f"{run.spec.compressor.display_name}: verification failed: {verification.summary}")
+    return compressed, verification
 
-    with state.phase("save"):
-        saved_dir = workdir / "saved"
-        files = compressed.save(saved_dir)
-        fmt = getattr(compressed, "save_format", compressed.runtime)
-        state.fields["size"] = Size(
-            saved=measure_saved(files, saved_dir, fmt),
-            census_before=census_before,
-            census_after=take_census(compressed.tensors()),
-        )
 
-    with state.phase("prepare"):
-        examples = task.load_examples(data_source, spec.task.split, spec.task.limit)
-        features = task.encode(compressed.tokenizer, examples, spec.sequence_length)
-        pool = task.batches(
-            task.encode(compressed.tokenizer, examples[: LATENCY_INPUT_POOL * spec.batch_size], spec.sequence_length),
-            spec.batch_size,
-            full_only=True,
-        )
-        if not pool:
-            pool = task.batches(features, spec.batch_size)[:1]
-
-    settings = LatencySettings(
-        warmup=spec.measurement.warmup,
-        min_iterations=spec.measurement.min_iterations,
-        min_duration_s=spec.measurement.min_duration_s,
-        max_iterations=spec.measurement.max_iterations,
-        max_duration_s=spec.measurement.max_duration_s,
+def save(run: Run, model: ModelHandle, census_before: Census) -> Size:
+    """Save the model as a user would ship it, and weigh it."""
+    saved_dir = run.workdir / "saved"
+    files = model.save(saved_dir)
+    return Size(
+        saved=measure_saved(files, saved_dir, model.save_format),
+        census_before=census_before,
+        census_after=take_census(model.tensors()),
     )
+
+
+def prepare(run: Run, task: Task, model: ModelHandle) -> EvalData:
+    """The evaluation examples, encoded, and a pool of real inputs at the run's shape for timing."""
+    spec = run.spec
+    examples = task.load_examples(spec.dataset_source, spec.task.split, spec.task.limit)
+    features = task.encode(model.tokenizer, examples, spec.sequence_length)
+    first = examples[: LATENCY_INPUT_POOL * spec.batch_size]
+    pool = task.batches(task.encode(model.tokenizer, first, spec.sequence_length), spec.batch_size, full_only=True)
+    return EvalData(examples, features, pool or task.batches(features, spec.batch_size)[:1])
+
+
+def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]) -> dict[str, LatencyResult]:
+    """Steady-state latency on real inputs, flagged when other processes competed for the CPU."""
     contention = CpuContention.start()
-    with state.phase("latency", sampler):
-        timings = task.latency(compressed, pool, settings, spec.batch_size, spec.sequence_length)
+    timings = task.latency(model, pool, run.spec.measurement.latency_settings(), run.spec.shape)
     busy = round(contention.share(), 4)
-    state.fields["latency"] = {name: r.model_copy(update={"other_cpu_share": busy}) for name, r in timings.items()}
     if busy > BUSY_THRESHOLD:
-        state.fields["notes"].append(
+        run.parts.notes.append(
             f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"
         )
+    return {name: r.model_copy(update={"other_cpu_share": busy}) for name, r in timings.items()}
 
-    with state.phase("evaluate", sampler):
-        result = task.evaluate(compressed, examples, features, spec.batch_size)
-    predictions_path = folder / f"{spec.key}{PREDICTIONS_SUFFIX}"
-    write_predictions(predictions_path, result.predictions)
-    state.fields["accuracy"] = Accuracy(
-        metrics=result.metrics, n_examples=len(examples), predictions_file=predictions_path.name
+
+def evaluate(run: Run, task: Task, model: ModelHandle, data: EvalData) -> tuple[Accuracy, list[dict[str, object]]]:
+    """Task accuracy on the evaluation examples; the predictions are written beside the record."""
+    result = task.evaluate(model, data.examples, data.features, task.evaluation_batch_size(run.spec.shape))
+    path = run.folder / f"{run.spec.key}{PREDICTIONS_SUFFIX}"
+    write_predictions(path, result.predictions)
+    primary = task.primary_metric if task.primary_metric in result.metrics else None
+    accuracy = Accuracy(
+        metrics=result.metrics, n_examples=len(data.examples), predictions_file=path.name, primary_metric=primary
     )
-    if job.baseline_predictions and Path(job.baseline_predictions).is_file():
-        baseline_rows = read_predictions(Path(job.baseline_predictions))
-        state.fields["agreement"] = Agreement(
-            baseline_key=Path(job.baseline_predictions).name.removesuffix(PREDICTIONS_SUFFIX),
-            metrics=task.agreement(result.predictions, baseline_rows),
-            n_examples=len({r["id"] for r in baseline_rows} & {r["id"] for r in result.predictions}),
+    return accuracy, result.predictions
+
+
+def agree(run: Run, task: Task, predictions: list[dict[str, object]]) -> Agreement | None:
+    """Agreement with the group's baseline predictions (the baseline agrees with itself)."""
+    baseline_file = run.job.baseline_predictions
+    if baseline_file and Path(baseline_file).is_file():
+        baseline = read_predictions(Path(baseline_file))
+        return Agreement(
+            baseline_key=Path(baseline_file).name.removesuffix(PREDICTIONS_SUFFIX),
+            metrics=task.agreement(predictions, baseline),
+            n_examples=len({r["id"] for r in baseline} & {r["id"] for r in predictions}),
         )
-    elif spec.is_baseline:
-        state.fields["agreement"] = Agreement(
-            baseline_key=spec.key,
-            metrics=task.agreement(result.predictions, result.predictions),
-            n_examples=len(result.predictions),
+    if run.spec.is_baseline:
+        return Agreement(
+            baseline_key=run.spec.key, metrics=task.agreement(predictions, predictions), n_examples=len(predictions)
         )
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bench.api import CompressContext, Compressor, ModelHandle
+from bench.api import CompressContext, Compressor, ModelHandle, Verification
+from bench.measure.census import Census
 
 
 class Baseline(Compressor):
@@ -10,6 +11,13 @@ class Baseline(Compressor):
 
     name = "baseline"
     description = "the uncompressed model (reference for deltas and agreement)"
+    requires = frozenset()
+
+    def removes(self) -> frozenset[str]:
+        return frozenset()
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         return model
+
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
+        return Verification(passed=True, summary="nothing claimed: the uncompressed model")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from bench.api import AS_LOADED, FLOAT_LINEAR, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
+from bench.measure.census import Census, take_census
+from bench.runtimes.torch import TorchModel
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
-from bench.measure.census import take_census
 
-
-class BnbConfig(BaseModel):
+class BnbConfig(PluginConfig):
     """Settings of the bitsandbytes compressors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     compute_dtype: Literal["float16", "bfloat16"] = "float16"
     skip_modules: list[str] = []
@@ -37,6 +33,8 @@ def _bnb_missing() -> str | None:
 
 class _Bnb(Compressor):
     devices = frozenset({"cuda"})
+    requires = frozenset({AS_LOADED})
+    """bitsandbytes quantizes while loading: only a first step (after `baseline` at most) can reload."""
     layer_type: str
     config: BnbConfig
 
@@ -47,6 +45,9 @@ class _Bnb(Compressor):
 
     def quantization_config(self) -> Any:
         raise NotImplementedError
+
+    def removes(self) -> frozenset[str]:
+        return frozenset({AS_LOADED, FLOAT_LINEAR})
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch
@@ -60,7 +61,7 @@ class _Bnb(Compressor):
         assert isinstance(handle, TorchModel)
         return handle
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
         if not isinstance(after, TorchModel):
             return Verification(passed=False, summary="not a PyTorch model")
         layers = sum(1 for m in after.module.modules() if type(m).__name__ == self.layer_type)

@@ -11,21 +11,19 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
+from bench.api import FLOAT_LINEAR, PYTORCH, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
 from bench.errors import UnsupportedHere
-from bench.measure.census import take_census
+from bench.measure.census import Census, take_census
+from bench.runtimes.torch import TorchModel, eager
 
 
-class DistillConfig(BaseModel):
+class DistillConfig(PluginConfig):
     """Settings of distill."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     layers: list[int] | None = None
     """Teacher layers copied into the student (0-based); default: `num_layers` evenly spaced ones from layer 0."""
@@ -124,18 +122,22 @@ class Distill(Compressor):
     name = "distill"
     description = "student from the teacher's layers, trained on the training split with soft + hard targets"
     Config = DistillConfig
+    needs_training_split = True
+    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: DistillConfig
 
     def cache_key(self, ctx: CompressContext) -> str:
         """Hash of everything that determines the trained student."""
-        payload = {
+        payload: dict[str, Any] = {
             "config": self.config.model_dump(),
-            "teacher": ctx.model_source,
-            "teacher_files": _fingerprint(ctx.model_source),
+            "teacher": ctx.model_source.location,
+            "teacher_files": _fingerprint(ctx.model_source.location),
             "task": ctx.task.name,
-            "task_options": ctx.task.options.model_dump(),
+            "task_options": ctx.task.config.model_dump(),
             "version": 4,
         }
+        if ctx.chain_before:  # the teacher is what the earlier steps of the chain made of the model
+            payload["chain_before"] = list(ctx.chain_before)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
@@ -210,17 +212,14 @@ class Distill(Compressor):
             ],
         }
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
-        if not isinstance(after, TorchModel):
-            return Verification(passed=False, summary="not a PyTorch model")
-        owner, attr, _ = _blocks(after.module)
-        layers = len(getattr(owner, attr))
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
         params = take_census(after.tensors()).parameters
-        checks = {
-            "student_layers": layers,
-            "parameters_before": before.get("parameters"),
-            "parameters_after": params,
-        }
-        if params >= int(before.get("parameters", 0)):
+        checks: dict[str, Any] = {"parameters_before": before.parameters, "parameters_after": params}
+        layers = ""
+        if isinstance(after, TorchModel):  # later in a chain (another runtime), the parameter count still tells
+            owner, attr, _ = _blocks(after.module)
+            checks["student_layers"] = len(getattr(owner, attr))
+            layers = f"{checks['student_layers']} layers, "
+        if params >= before.parameters:
             return Verification(passed=False, summary="the student is not smaller than the teacher", checks=checks)
-        return Verification(passed=True, summary=f"student of {layers} layers, {params:,} parameters", checks=checks)
+        return Verification(passed=True, summary=f"student of {layers}{params:,} parameters", checks=checks)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
-from bench.measure.census import take_census
+from bench.api import CompressContext, Compressor, ModelHandle, Verification
+from bench.measure.census import Census, take_census
+from bench.runtimes.torch import TorchModel, eager
 
 
 class _Cast(Compressor):
@@ -21,7 +21,7 @@ class _Cast(Compressor):
         model.module.to(getattr(torch, self.dtype_name))
         return TorchModel(model.module, model.tokenizer, model.device)
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
         census = take_census(after.tensors())
         floats = {d: n for d, n in census.dtypes.items() if d.startswith(("float", "bfloat"))}
         cast = floats.get(self.dtype_name, 0)

@@ -10,15 +10,24 @@ Two backends:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
-from bench.errors import CompressionNotApplied
-from bench.measure.census import is_wrapper_tensor, take_census
+from bench.api import (
+    AS_LOADED,
+    FLOAT_LINEAR,
+    LOADED_TRAITS,
+    PYTORCH,
+    CompressContext,
+    Compressor,
+    ModelHandle,
+    PluginConfig,
+    Verification,
+)
+from bench.measure.census import Census, is_wrapper_tensor, take_census
+from bench.runtimes.torch import TorchModel, eager
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (
     export_for_ort,
@@ -30,10 +39,8 @@ from compressors.onnx_export import (
 from compressors.patterns import Pattern, matches_any, matching_nodes
 
 
-class Int8DynamicConfig(BaseModel):
+class Int8DynamicConfig(PluginConfig):
     """Settings of int8-dynamic."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: Literal["torch-ao", "torchao", "onnxruntime"] = "torch-ao"
     engine: Literal["x86", "fbgemm", "onednn", "qnnpack"] | None = None
@@ -75,7 +82,13 @@ class Int8Dynamic(Compressor):
     description = "dynamic int8 quantization of Linear layers: PyTorch (default), torchao or ONNX Runtime (CPU)"
     Config = Int8DynamicConfig
     devices = frozenset({"cpu"})
+    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: Int8DynamicConfig
+
+    def removes(self) -> frozenset[str]:
+        if self.config.backend == "onnxruntime":
+            return LOADED_TRAITS  # an ONNX Runtime session from here on
+        return frozenset({AS_LOADED, FLOAT_LINEAR})
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch
@@ -128,7 +141,8 @@ class Int8Dynamic(Compressor):
 
         graph = onnx.load(str(source), load_external_data=False).graph
         excluded = matching_nodes(graph, self.config.skip)
-        ctx.facts.setdefault("float_nodes", []).extend(excluded)
+        listed = ctx.facts.get("float_nodes")
+        ctx.facts["float_nodes"] = [*(listed if isinstance(listed, list) else []), *excluded]
         quantize_dynamic(
             source,
             target,
@@ -139,11 +153,11 @@ class Int8Dynamic(Compressor):
             extra_options={"DefaultTensorType": 1},  # onnx.TensorProto.FLOAT
         )
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
         if self.config.backend == "onnxruntime":
             return verify_int8_graph(after, "int8-dynamic (onnxruntime)")
         if not isinstance(after, TorchModel):
-            raise CompressionNotApplied("int8-dynamic returned a model that is not eager PyTorch")
+            return Verification(passed=False, summary="not an eager PyTorch model: no int8 Linear layers to check")
         counts = count_linear(after.module)
         census = take_census(after.tensors())
         int8_elems = sum(n for d, n in census.dtypes.items() if d in ("qint8", "int8"))

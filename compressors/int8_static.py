@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
-from bench.api import Batch, CompressContext, Compressor, ModelHandle, Verification
+from bench.api import (
+    FLOAT_LINEAR,
+    LOADED_TRAITS,
+    PYTORCH,
+    Batch,
+    CompressContext,
+    Compressor,
+    ModelHandle,
+    PluginConfig,
+    Verification,
+)
+from bench.measure.census import Census
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (
     export_for_ort,
@@ -20,10 +31,8 @@ from compressors.onnx_export import (
 from compressors.patterns import Pattern, matching_nodes
 
 
-class Int8StaticConfig(BaseModel):
+class Int8StaticConfig(PluginConfig):
     """Settings of int8-static."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     calibration_samples: PositiveInt = 64
     """Training-split examples whose activations set the ranges (never evaluation examples)."""
@@ -81,8 +90,12 @@ class Int8Static(Compressor):
     description = "ONNX Runtime static int8 (QDQ, percentile ranges), calibrated on the training split (CPU)"
     Config = Int8StaticConfig
     devices = frozenset({"cpu"})
-    needs_calibration = True
+    needs_training_split = True
+    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: Int8StaticConfig
+
+    def removes(self) -> frozenset[str]:
+        return LOADED_TRAITS
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -90,16 +103,17 @@ class Int8Static(Compressor):
         from bench.runtimes.onnx_seq2seq import is_seq2seq
 
         calibration = ctx.calibration_data(self.config.calibration_samples)
-        ctx.facts["calibration"] = {
-            "split": "train",
+        facts: dict[str, object] = {
+            "split": ctx.calibration_split,
             "examples": len(calibration.example_ids),
             "batches": len(calibration.batches),
             "method": self.config.method,
             "example_ids": calibration.example_ids,
         }
+        ctx.facts["calibration"] = facts
         note_int8_hardware(ctx)
         if is_seq2seq(model):
-            return self._seq2seq(model, calibration.batches, ctx)
+            return self._seq2seq(model, calibration.batches, facts, ctx)
         source = export_for_ort(model, ctx, fuse=False)  # the quantizer needs plain MatMul nodes
         prepared = source.with_name("model-prepared.onnx")
         # ONNX shape inference only: symbolic inference gives up on the exported attention reshapes.
@@ -110,10 +124,12 @@ class Int8Static(Compressor):
             for i in range(len(b["input_ids"]))
         ]
         target = source.with_name("model-int8-static.onnx")
-        self._quantize(prepared, target, rows, ctx)
+        self._quantize(prepared, target, rows, self.config.method, ctx)
         return ort_session(target, model, ctx)
 
-    def _seq2seq(self, model: ModelHandle, batches: list[Batch], ctx: CompressContext) -> ModelHandle:
+    def _seq2seq(
+        self, model: ModelHandle, batches: list[Batch], facts: dict[str, object], ctx: CompressContext
+    ) -> ModelHandle:
         """Quantize encoder, decoder and decoder-with-past, each calibrated on the inputs it really receives
         while the fp32 model generates for the calibration examples."""
         from bench.runtimes.onnx_seq2seq import GRAPHS, OrtSeq2SeqModel, record_session_inputs, transform_graphs
@@ -123,18 +139,21 @@ class Int8Static(Compressor):
         settings = {"num_beams": 1, "do_sample": False, "max_new_tokens": self.config.calibration_new_tokens}
         feeds = record_session_inputs(fp32, lambda: [fp32.generate(b, settings) for b in batches])
         by_graph = dict(zip(GRAPHS, (feeds["encoder"], feeds["decoder"], feeds["decoder_with_past"]), strict=True))
-        ctx.facts["calibration"]["feeds"] = {g: len(v) for g, v in by_graph.items()}
-        if self.config.method != "minmax":
+        facts["feeds"] = {g: len(v) for g, v in by_graph.items()}
+        method = self.config.method
+        if method != "minmax":
             # ONNX Runtime's histogram calibrators stack every feed into one array, so they need equal
             # shapes; encoder lengths and decoder steps differ. Min/max ranges reduce each feed on its own.
-            ctx.notes.append(f"{self.config.method} calibration needs inputs of one shape: minmax used for seq2seq")
-            ctx.facts["calibration"]["method"] = "minmax"
+            ctx.notes.append(f"{method} calibration needs inputs of one shape: minmax used for seq2seq")
+            method = facts["method"] = "minmax"
         target = transform_graphs(
-            source, source.with_name("int8-static"), lambda a, b: self._quantize(a, b, by_graph[a.name], ctx)
+            source, source.with_name("int8-static"), lambda a, b: self._quantize(a, b, by_graph[a.name], method, ctx)
         )
         return seq2seq_session(target, model, ctx)
 
-    def _quantize(self, source: Path, target: Path, rows: list[dict[str, Any]], ctx: CompressContext) -> None:
+    def _quantize(
+        self, source: Path, target: Path, rows: list[dict[str, Any]], chosen: str, ctx: CompressContext
+    ) -> None:
         import onnx
         from onnxruntime.quantization import (
             CalibrationDataReader,
@@ -148,10 +167,10 @@ class Int8Static(Compressor):
         inputs = {i.name for i in graph.input}
         excluded = activation_matmuls(graph) if self.config.weights_only_matmuls else []
         excluded += matching_nodes(graph, self.config.skip)
-        ctx.facts["float_matmuls"] = ctx.facts.get("float_matmuls", 0) + len(excluded)
+        counted = ctx.facts.get("float_matmuls")
+        ctx.facts["float_matmuls"] = (counted if isinstance(counted, int) else 0) + len(excluded)
         reader = _Reader([{k: v for k, v in row.items() if k in inputs} for row in rows])
         CalibrationDataReader.register(_Reader)
-        chosen = ctx.facts["calibration"]["method"]
         method = {
             "minmax": CalibrationMethod.MinMax,
             "entropy": CalibrationMethod.Entropy,
@@ -174,5 +193,5 @@ class Int8Static(Compressor):
             extra_options=extra,
         )
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
         return verify_int8_graph(after, "int8-static")

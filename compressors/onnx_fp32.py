@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict
-
-from bench.api import CompressContext, Compressor, ModelHandle, Verification
+from bench.api import (
+    FLOAT_LINEAR,
+    LOADED_TRAITS,
+    PYTORCH,
+    CompressContext,
+    Compressor,
+    ModelHandle,
+    PluginConfig,
+    Verification,
+)
+from bench.measure.census import Census
 from compressors.onnx_export import export_for_ort, export_seq2seq_for_ort, ort_session, seq2seq_session
 
 
-class OnnxConfig(BaseModel):
+class OnnxConfig(PluginConfig):
     """Settings of onnx."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     fuse: bool = True
     """Apply ONNX Runtime's transformer fusions (attention, layer norm, GELU) where the model type allows."""
@@ -27,7 +30,11 @@ class Onnx(Compressor):
     description = "fp32 ONNX Runtime with graph optimizations (runtime change, no compression)"
     Config = OnnxConfig
     devices = frozenset({"cpu"})
+    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: OnnxConfig
+
+    def removes(self) -> frozenset[str]:
+        return LOADED_TRAITS
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         from bench.runtimes.onnx_seq2seq import is_seq2seq
@@ -36,12 +43,11 @@ class Onnx(Compressor):
             return seq2seq_session(export_seq2seq_for_ort(model, ctx), model, ctx)
         return ort_session(export_for_ort(model, ctx, self.config.fuse), model, ctx)
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
-        from bench.runtimes.onnx import OrtModel, int8_operators
-        from bench.runtimes.onnx_seq2seq import OrtSeq2SeqModel
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
+        from bench.runtimes.onnx import int8_operators
 
-        if not isinstance(after, (OrtModel, OrtSeq2SeqModel)):
-            return Verification(passed=False, summary="no ONNX Runtime model")
         ops = after.operators()
+        if after.runtime != "onnxruntime" or ops is None:
+            return Verification(passed=False, summary=f"no ONNX Runtime model: a {after.runtime} one")
         checks = {"operators": ops, "int8_operators": int8_operators(ops)}
         return Verification(passed=True, summary=f"ONNX graph of {sum(ops.values())} operators, float", checks=checks)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
+from bench.api import FLOAT_LINEAR, PYTORCH, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
+from bench.measure.census import Census, take_census
+from bench.runtimes.torch import TorchModel, eager
 from compressors.patterns import Pattern, matches_any
 
 DEFAULT_EXCLUDE = ["qa_outputs", "classifier", "lm_head", "pooler"]
 TOLERANCE = 0.01
 
 
-class PruneMagnitudeConfig(BaseModel):
+class PruneMagnitudeConfig(PluginConfig):
     """Settings of prune-magnitude."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     sparsity: float = Field(0.5, gt=0.0, lt=1.0)
     """Fraction of the targeted weights set to zero."""
@@ -59,7 +58,10 @@ class PruneMagnitude(Compressor):
     name = "prune-magnitude"
     description = "unstructured magnitude pruning of Linear weights to a target sparsity"
     Config = PruneMagnitudeConfig
+    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: PruneMagnitudeConfig
+    pruned_elements: int = 0
+    """Weights the last `compress` targeted (for checking, later in a chain, that the zeros survived)."""
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch
@@ -80,12 +82,13 @@ class PruneMagnitude(Compressor):
                 prune.remove(m, name)
         ctx.notes.append("unstructured sparsity runs on dense kernels: no speed-up expected, only smaller zipped size")
         ctx.facts["pruned_layers"] = len(layers)
+        self.pruned_elements = sum(m.weight.numel() for _, m in layers)
         return model
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
-        if not isinstance(after, TorchModel):
-            return Verification(passed=False, summary="not a PyTorch model")
-        layers = target_layers(after.module, self.config)
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
+        layers = target_layers(after.module, self.config) if isinstance(after, TorchModel) else []
+        if not layers:
+            return self._zeros_survived(before, after)
         measured, per_layer = weight_sparsity(layers)
         checks: dict[str, Any] = {
             "target_sparsity": self.config.sparsity,
@@ -96,4 +99,14 @@ class PruneMagnitude(Compressor):
         }
         ok = abs(measured - self.config.sparsity) <= TOLERANCE
         summary = f"measured sparsity {measured:.4f} of {len(layers)} Linear layers (target {self.config.sparsity})"
+        return Verification(passed=ok, summary=summary, checks=checks)
+
+    def _zeros_survived(self, before: Census, after: ModelHandle) -> Verification:
+        """Later in a chain (quantized or exported layers): the zeros the pruning made are still there."""
+        expected = before.parameters - before.nonzero + round(self.config.sparsity * self.pruned_elements)
+        census = take_census(after.tensors())
+        zeros = census.parameters - census.nonzero
+        checks = {"expected_zero_weights": expected, "zero_weights": zeros}
+        ok = self.pruned_elements > 0 and zeros >= (1 - TOLERANCE) * expected
+        summary = f"{zeros:,} zero weights in the model (at least {expected:,} expected after pruning)"
         return Verification(passed=ok, summary=summary, checks=checks)

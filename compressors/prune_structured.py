@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification, eager
+from bench.api import FLOAT_LINEAR, PYTORCH, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
 from bench.errors import UnsupportedHere
-from bench.measure.census import take_census
+from bench.measure.census import Census, take_census
+from bench.runtimes.torch import TorchModel, eager
 
 
-class PruneStructuredConfig(BaseModel):
+class PruneStructuredConfig(PluginConfig):
     """Settings of prune-structured."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     heads: float = Field(0.25, ge=0.0, lt=1.0)
     """Fraction of attention heads removed in each layer (at least one head always stays)."""
@@ -99,6 +97,7 @@ class PruneStructured(Compressor):
     name = "prune-structured"
     description = "remove attention heads and FFN neurons by importance (smaller matrices: faster, smaller)"
     Config = PruneStructuredConfig
+    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: PruneStructuredConfig
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
@@ -112,7 +111,7 @@ class PruneStructured(Compressor):
         layers = encoder_layers(module)
         if self.config.importance == "activation":
             data = ctx.calibration_data(self.config.calibration_samples)
-            ctx.facts["calibration"] = {"split": "train", "example_ids": data.example_ids}
+            ctx.facts["calibration"] = {"split": ctx.calibration_split, "example_ids": data.example_ids}
             scores = _activation_scores(module, layers, data.batches, model.device)
         else:
             with torch.no_grad():
@@ -171,13 +170,13 @@ class PruneStructured(Compressor):
         ctx.notes.append("structured pruning without fine-tuning: accuracy loss is not recovered")
         return model
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
-        if not isinstance(after, TorchModel):
-            return Verification(passed=False, summary="not a PyTorch model")
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
         params_after = take_census(after.tensors()).parameters
-        params_before = int(before.get("parameters", 0))
+        params_before = before.parameters
         checks: dict[str, Any] = {"parameters_before": params_before, "parameters_after": params_after}
-        if getattr(after.config, "is_encoder_decoder", False):
+        if not isinstance(after, TorchModel):
+            pass  # later in a chain (another runtime): the parameter count still tells
+        elif getattr(after.config, "is_encoder_decoder", False):
             from compressors.seq2seq_blocks import find_layers
 
             parts = find_layers(after.module)

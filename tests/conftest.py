@@ -145,7 +145,7 @@ def write_suite(path: Path, model_dir: Path, data_dir: Path, **overrides: object
         "name": "tiny",
         "data_dir": str(data_dir),
         "model": {"id": str(model_dir), "label": "tiny-bert"},
-        "task": {"name": "qa", "dataset": "squad", "split": "validation", "options": {"doc_stride": 32}},
+        "task": {"name": "qa", "dataset": "squad", "split": "validation", "config": {"doc_stride": 32}},
         "compressors": [{"name": "baseline"}, {"name": "int8-dynamic"}],
         "devices": ["cpu"],
         "batch_sizes": [2],
@@ -255,16 +255,15 @@ class TinyRun:
 
     def __init__(self, suite_path: Path, workdir: Path, flags: frozenset[str]) -> None:
         from bench.config import load_suite
-        from bench.datadir import Source
         from bench.runner import RunOptions, plan
         from bench.validate import resolve
 
         resolved = resolve(load_suite(suite_path), suite_path)
         self.spec = plan(resolved, RunOptions(results_dir=workdir))[0]
-        from bench.registry import load_task
+        from bench.registry import TASKS
 
-        self.task = load_task("qa").from_mapping(self.spec.task.options)
-        self.source = Source(self.spec.model_source, True)
+        self.task = TASKS.load("qa").from_mapping(self.spec.task.config)
+        self.source = self.spec.model_source
         self.workdir = workdir
         self.flags = flags
 

@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 import torch
 
-from bench.api import TorchModel
 from bench.measure.census import take_census
-from bench.registry import load_compressor
+from bench.registry import COMPRESSORS
+from bench.runtimes.torch import TorchModel
 
 from .conftest import TinyRun
 
@@ -16,10 +16,10 @@ from .conftest import TinyRun
 def apply(run: TinyRun, name: str, config: dict[str, Any] | None = None, flags: frozenset[str] | None = None) -> Any:
     model = run.model()
     before = take_census(model.tensors())
-    compressor = load_compressor(name).from_mapping(config or {})
+    compressor = COMPRESSORS.load(name).from_mapping(config or {})
     ctx = run.context(flags)
     out = compressor.compress(model, ctx)
-    verdict = compressor.verify(before.model_dump(), out)
+    verdict = compressor.verify(before, out)
     return out, verdict, ctx, before
 
 
@@ -43,14 +43,14 @@ def test_bf16_without_native_support_is_flagged(tiny_run: TinyRun) -> None:
 
 
 def test_fp16_on_cpu_is_skipped_without_fp16_arithmetic() -> None:
-    fp16 = load_compressor("fp16").from_mapping({})
+    fp16 = COMPRESSORS.load("fp16").from_mapping({})
     assert "no native float16" in fp16.unsupported_reason("cpu", frozenset({"avx512_bf16"}))
     assert fp16.unsupported_reason("cpu", frozenset({"avx512_fp16"})) is None
 
 
 @pytest.mark.parametrize("name", ["bnb-int8", "bnb-nf4"])
 def test_bitsandbytes_is_skipped_on_cpu(name: str) -> None:
-    reason = load_compressor(name).from_mapping({}).unsupported_reason("cpu", frozenset())
+    reason = COMPRESSORS.load(name).from_mapping({}).unsupported_reason("cpu", frozenset())
     assert reason is not None and "CUDA" in reason
 
 
@@ -125,7 +125,7 @@ def test_onnx_int8_graphs_hold_int8_operators(
 
 def test_a_float_graph_claimed_int8_fails_verification(tiny_run: TinyRun) -> None:
     onnx_model, _, _, _ = apply(tiny_run, "onnx")
-    verdict = load_compressor("int8-static").from_mapping({}).verify({}, onnx_model)
+    verdict = COMPRESSORS.load("int8-static").from_mapping({}).verify(take_census(onnx_model.tensors()), onnx_model)
     assert not verdict.passed and "no int8 operators" in verdict.summary
 
 
@@ -135,9 +135,9 @@ def test_a_float_graph_claimed_int8_fails_verification(tiny_run: TinyRun) -> Non
 def test_gpu_compressors(tiny_run: TinyRun, name: str) -> None:
     tiny_run.spec = tiny_run.spec.model_copy(update={"device": "cuda"})
     model = TorchModel(tiny_run.model().module.to("cuda"), tiny_run.model().tokenizer, "cuda")
-    compressor = load_compressor(name).from_mapping({})
+    compressor = COMPRESSORS.load(name).from_mapping({})
     out = compressor.compress(model, tiny_run.context())
-    assert compressor.verify(take_census(model.tensors()).model_dump(), out).passed
+    assert compressor.verify(take_census(model.tensors()), out).passed
 
 
 def test_onnx_int8_dynamic_skip_keeps_nodes_float(tiny_run: TinyRun) -> None:
@@ -150,4 +150,4 @@ def test_onnx_int8_dynamic_skip_keeps_nodes_float(tiny_run: TinyRun) -> None:
 def test_a_pytorch_step_after_an_onnx_step_is_a_clear_error(tiny_run: TinyRun) -> None:
     onnx_model, _, _, _ = apply(tiny_run, "onnx")
     with pytest.raises(TypeError, match="prune-magnitude needs an eager PyTorch model, got a onnxruntime one"):
-        load_compressor("prune-magnitude").from_mapping({}).compress(onnx_model, tiny_run.context())
+        COMPRESSORS.load("prune-magnitude").from_mapping({}).compress(onnx_model, tiny_run.context())

@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 import torch
 
-from bench.api import TorchModel
 from bench.datadir import Source
 from bench.measure.census import take_census
-from bench.registry import COMPRESSORS_GROUP, available, load_compressor
+from bench.registry import COMPRESSORS
+from bench.runtimes.torch import TorchModel
 from bench.tasks.qa import QATask
 
 from .conftest import TinyRun
@@ -22,14 +22,15 @@ def load(tiny_model_dir: Path) -> TorchModel:
 
 
 def test_builtins_are_registered_through_entry_points() -> None:
-    names = available(COMPRESSORS_GROUP)
+    names = COMPRESSORS.names()
     assert {"baseline", "int8-dynamic"} <= set(names)
-    assert names["int8-dynamic"].target == "compressors.int8_dynamic:Int8Dynamic"
+    entry = COMPRESSORS.entry("int8-dynamic")
+    assert entry.target == "compressors.int8_dynamic:Int8Dynamic" and entry.distribution == "bench"
 
 
 def test_baseline_is_identity(tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun) -> None:
     model = load(tiny_model_dir)
-    out = load_compressor("baseline").from_mapping({}).compress(model, tiny_run.context())
+    out = COMPRESSORS.load("baseline").from_mapping({}).compress(model, tiny_run.context())
     assert out is model
 
 
@@ -39,7 +40,7 @@ def test_int8_dynamic_quantizes_every_linear(
 ) -> None:
     model = load(tiny_model_dir)
     before = take_census(model.tensors())
-    comp = load_compressor("int8-dynamic").from_mapping(config)
+    comp = COMPRESSORS.load("int8-dynamic").from_mapping(config)
     ctx = tiny_run.context()
     out = comp.compress(model, ctx)
     verdict = comp.verify(before.model_dump(), out)
@@ -62,9 +63,9 @@ def test_int8_dynamic_quantizes_every_linear(
 
 def test_int8_dynamic_skip_keeps_modules_float(tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun) -> None:
     model = load(tiny_model_dir)
-    comp = load_compressor("int8-dynamic").from_mapping({"skip": [r"layer\.\d+\.output\.dense$"]})
+    comp = COMPRESSORS.load("int8-dynamic").from_mapping({"skip": [r"layer\.\d+\.output\.dense$"]})
     out = comp.compress(model, tiny_run.context())
-    verdict = comp.verify({}, out)
+    verdict = comp.verify(take_census(out.tensors()), out)
     assert verdict.passed
     assert verdict.checks["float_linear"] == 2
 
@@ -72,12 +73,12 @@ def test_int8_dynamic_skip_keeps_modules_float(tiny_model_dir: Path, tmp_path: P
 def test_int8_dynamic_that_quantizes_nothing_fails_verification(
     tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun
 ) -> None:
-    comp = load_compressor("int8-dynamic").from_mapping({"skip": ["."]})
+    comp = COMPRESSORS.load("int8-dynamic").from_mapping({"skip": ["."]})
     out = comp.compress(load(tiny_model_dir), tiny_run.context())
-    assert not comp.verify({}, out).passed
+    assert not comp.verify(take_census(out.tensors()), out).passed
 
 
 def test_int8_without_vnni_is_flagged(tiny_model_dir: Path, tmp_path: Path, tiny_run: TinyRun) -> None:
     ctx = tiny_run.context(frozenset({"avx2"}))
-    load_compressor("int8-dynamic").from_mapping({}).compress(load(tiny_model_dir), ctx)
+    COMPRESSORS.load("int8-dynamic").from_mapping({}).compress(load(tiny_model_dir), ctx)
     assert any("without VNNI" in n for n in ctx.notes)

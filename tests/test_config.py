@@ -78,7 +78,7 @@ def test_shipped_suites_validate() -> None:
             VALID.replace("{name: int8-dynamic}", "{name: int8-dynamic, config: {backend: onnx}}"),
             "compressors[1].config.backend: Input should be 'torch-ao', 'torchao' or 'onnxruntime'",
         ),
-        (VALID.replace("dataset: squad", "dataset: squad, options: {n_best: 0}"), "task.options.n_best"),
+        (VALID.replace("dataset: squad", "dataset: squad, config: {n_best: 0}"), "task.config.n_best"),
         (
             VALID.replace("{name: int8-dynamic}", "{name: int8-static, config: {skip: ['(']}}"),
             "compressors[1].config.skip[0]: bad regular expression '('",

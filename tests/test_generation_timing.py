@@ -6,6 +6,7 @@ import pytest
 
 from bench.measure.generation import WrongOutputLength, time_generation
 from bench.measure.latency import LatencySettings
+from bench.shape import Shape
 
 SETTINGS = LatencySettings(warmup=2, min_iterations=5, min_duration_s=0.0, max_iterations=5, max_duration_s=60.0)
 
@@ -31,7 +32,9 @@ class FakeModel:
 
 def test_first_token_per_token_and_tokens_per_second() -> None:
     fake = FakeModel(prefill_ms=20.0, step_ms=5.0, tokens=8)
-    timing = time_generation(fake.generate, [1, 2, 3], SETTINGS, 8, batch_size=2, sequence_length=16, clock=fake.clock)
+    timing = time_generation(
+        fake.generate, [1, 2, 3], SETTINGS, 8, Shape(batch_size=2, sequence_length=16), clock=fake.clock
+    )
     assert timing.generate.stats.n == 5 and timing.first_token.stats.n == 5
     assert timing.first_token.stats.p50 == pytest.approx(20.0)
     assert timing.per_token.stats.p50 == pytest.approx(5.0)
@@ -43,12 +46,12 @@ def test_first_token_per_token_and_tokens_per_second() -> None:
 def test_a_call_that_stops_early_is_an_error() -> None:
     fake = FakeModel(prefill_ms=1.0, step_ms=1.0, tokens=5)
     with pytest.raises(WrongOutputLength, match="exactly 8 new tokens; the model produced 5"):
-        time_generation(fake.generate, [1], SETTINGS, 8, batch_size=1, sequence_length=4, clock=fake.clock)
+        time_generation(fake.generate, [1], SETTINGS, 8, Shape(batch_size=1, sequence_length=4), clock=fake.clock)
 
 
 def test_at_least_two_tokens() -> None:
     with pytest.raises(ValueError, match="at least 2"):
-        time_generation(lambda x, cb: 1, [1], SETTINGS, 1, batch_size=1, sequence_length=4)
+        time_generation(lambda x, cb: 1, [1], SETTINGS, 1, Shape(batch_size=1, sequence_length=4))
 
 
 def test_new_tokens_end_at_the_first_eos_even_when_the_model_emits_the_pad_id() -> None:

@@ -6,6 +6,7 @@ import pytest
 from bench.measure.latency import LatencySettings, measure_latency, time_calls
 from bench.measure.memory import RssSampler, max_rss_bytes
 from bench.measure.size import deflated_size, measure_saved
+from bench.shape import Shape
 
 
 class FakeClock:
@@ -57,7 +58,7 @@ def test_inputs_rotate_and_device_is_synchronized() -> None:
 
 def test_result_keeps_raw_samples_and_throughput() -> None:
     settings = LatencySettings(warmup=0, min_iterations=4, min_duration_s=0, max_iterations=4, max_duration_s=10)
-    result = measure_latency(lambda _: None, [0], settings, batch_size=8, sequence_length=16, scope="noop")
+    result = measure_latency(lambda _: None, [0], settings, Shape(batch_size=8, sequence_length=16), scope="noop")
     assert len(result.samples_ms) == result.stats.n == 4
     assert result.throughput_samples_per_s == pytest.approx(8000 / result.stats.mean)
 

@@ -1,13 +1,21 @@
 from pathlib import Path
 
 from bench.config import load_suite
+from bench.datadir import Source
 from bench.plan import expand
 
 from .conftest import write_suite
 
 
 def runs(path: Path, **kw: object) -> list:
-    return expand(load_suite(path), model_source="/m", dataset_source="/d", calibration_source=None, threads=2, **kw)
+    return expand(
+        load_suite(path),
+        model_source=Source("/m", True),
+        dataset_source=Source("/d", True),
+        calibration_source=None,
+        threads=2,
+        **kw,
+    )
 
 
 def test_grid_expansion_and_baseline_first(tmp_path: Path) -> None:

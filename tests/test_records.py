@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import CompressorConfig, MeasurementConfig, ModelConfig, TaskConfig
+from bench.datadir import Source
 from bench.measure.latency import LatencySettings, measure_latency
 from bench.metrics import MetricValue
 from bench.plan import RunSpec
@@ -16,19 +17,19 @@ from bench.records import (
     load_record,
     save_record,
 )
+from bench.shape import Shape
 
 
 def make_spec(compressor: str = "baseline", key: str = "k1") -> RunSpec:
     return RunSpec(
         suite="s",
         model=ModelConfig(id="m"),
-        model_source="/m",
+        model_source=Source("/m", True),
         task=TaskConfig(name="qa", dataset="squad", limit=3),
-        dataset_source="/d.json",
+        dataset_source=Source("/d.json", True),
         compressor=CompressorConfig(name=compressor),
         device="cpu",
-        batch_size=1,
-        sequence_length=8,
+        shape=Shape(batch_size=1, sequence_length=8),
         seed=0,
         quick=True,
         measurement=MeasurementConfig(),
@@ -39,7 +40,9 @@ def make_spec(compressor: str = "baseline", key: str = "k1") -> RunSpec:
 
 
 def make_record(**kw: object) -> RunRecord:
-    lat = measure_latency(lambda x: x, [1, 2], LatencySettings(0, 3, 0.0, 10, 1.0), 1, 8, "test")
+    lat = measure_latency(
+        lambda x: x, [1, 2], LatencySettings(0, 3, 0.0, 10, 1.0), Shape(batch_size=1, sequence_length=8), "test"
+    )
     fields: dict[str, object] = {
         "status": Status.OK,
         "spec": make_spec(),

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.records import load_records
 from bench.report.bootstrap import accuracy_delta, median_change, paired_mean_delta
 from bench.report.plots import pareto_front
 from bench.report.publish import publish
-from bench.report.table import build_tables, load_records
+from bench.report.table import build_tables
 from tests.golden.regenerate import FILES, GENERATED, GOLDEN, build
 
 from .test_cli import bench

@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from bench.records import load_records
 from bench.report.publish import publish
-from bench.report.table import load_records
 from tests.golden.regenerate import GOLDEN
 
 pytestmark = pytest.mark.slow

@@ -82,7 +82,7 @@ def test_tiny_marian_translation_through_every_cpu_compressor(tiny_text_dir: Pat
         "split": "test",
         "limit": 6,
         "calibration_dataset": str(tiny_text_dir / "train.en"),
-        "options": {
+        "config": {
             "source_lang": "en",
             "target_lang": "de",
             "latency_new_tokens": NEW_TOKENS,
@@ -109,7 +109,7 @@ def test_tiny_t5_summarization_through_every_cpu_compressor(tiny_text_dir: Path,
         "split": "test",
         "limit": 6,
         "calibration_dataset": str(tiny_text_dir / "news-train.jsonl"),
-        "options": {"prefix": "summarize: ", "latency_new_tokens": NEW_TOKENS, "decoding": {"max_new_tokens": 12}},
+        "config": {"prefix": "summarize: ", "latency_new_tokens": NEW_TOKENS, "decoding": {"max_new_tokens": 12}},
     }
     suite = _suite(tmp_path / "t5.yaml", tiny_text_dir, "t5-small", TINY_T5, task)
     result = bench("run", str(suite), "--results-dir", str(tmp_path / "results"))
@@ -131,7 +131,7 @@ def test_a_locally_saved_checkpoint_runs_as_pretrained(tiny_text_dir: Path, tmp_
             "dataset": str(tiny_text_dir / "test.en"),
             "split": "test",
             "limit": 4,
-            "options": {
+            "config": {
                 "source_lang": "en",
                 "target_lang": "de",
                 "latency_new_tokens": 4,
@@ -150,4 +150,4 @@ def test_a_locally_saved_checkpoint_runs_as_pretrained(tiny_text_dir: Path, tmp_
     assert set(found) == {"baseline", "int8-dynamic"}
     for record in found.values():
         assert record.status == Status.OK and record.weights == "pretrained" and not record.model_info
-        assert record.spec.model_source == str(checkpoint) and "bleu" in record.accuracy.metrics  # type: ignore[union-attr]
+        assert record.spec.model_source.location == str(checkpoint) and "bleu" in record.accuracy.metrics  # type: ignore[union-attr]

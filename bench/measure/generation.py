@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bench.measure.latency import LatencyResult, LatencySettings, latency_result, time_calls
+from bench.shape import Shape
 
 T = TypeVar("T")
 OnToken = Callable[[], None]
@@ -47,8 +48,7 @@ def time_generation(
     inputs: Sequence[T],
     settings: LatencySettings,
     new_tokens: int,
-    batch_size: int,
-    sequence_length: int,
+    shape: Shape,
     synchronize: Callable[[], None] = lambda: None,
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> GenerationTiming:
@@ -77,10 +77,10 @@ def time_generation(
     cold = calls[0]
 
     def result(values: list[float], cold_value: float, scope: str) -> LatencyResult:
-        return latency_result(values, cold_value, measured_s, settings, batch_size, sequence_length, len(inputs), scope)
+        return latency_result(values, cold_value, measured_s, settings, shape, len(inputs), scope)
 
     whole = result(samples, cold_ms, f"generate exactly {new_tokens} new tokens (whole call), device synchronized")
-    whole.tokens_per_s = 1000.0 * batch_size * new_tokens / whole.stats.mean if whole.stats.mean > 0 else 0.0
+    whole.tokens_per_s = 1000.0 * shape.batch_size * new_tokens / whole.stats.mean if whole.stats.mean > 0 else 0.0
     return GenerationTiming(
         generate=whole,
         first_token=result(first, (cold.tokens[0] - cold.start) / 1e6, "time to the first new token (prefill)"),

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from bench.measure.stats import SampleStats, summarize
+from bench.shape import Shape
 
 T = TypeVar("T")
 
@@ -35,8 +36,7 @@ class LatencyResult(BaseModel):
     unit: str = "ms"
     scope: str
     """What one sample covers, e.g. 'model forward on tokenized inputs, device synchronized'."""
-    batch_size: int
-    sequence_length: int
+    shape: Shape
     cold_ms: float
     warmup_calls: int
     samples_ms: list[float]
@@ -92,8 +92,7 @@ def latency_result(
     cold_ms: float,
     measured_s: float,
     settings: LatencySettings,
-    batch_size: int,
-    sequence_length: int,
+    shape: Shape,
     distinct_inputs: int,
     scope: str,
 ) -> LatencyResult:
@@ -101,15 +100,14 @@ def latency_result(
     stats = summarize(samples)
     return LatencyResult(
         scope=scope,
-        batch_size=batch_size,
-        sequence_length=sequence_length,
+        shape=shape,
         cold_ms=cold_ms,
         warmup_calls=settings.warmup,
         samples_ms=samples,
         distinct_inputs=distinct_inputs,
         measured_s=measured_s,
         stats=stats,
-        throughput_samples_per_s=1000.0 * batch_size / stats.mean if stats.mean > 0 else 0.0,
+        throughput_samples_per_s=1000.0 * shape.batch_size / stats.mean if stats.mean > 0 else 0.0,
     )
 
 
@@ -117,11 +115,10 @@ def measure_latency(
     call: Callable[[T], Any],
     inputs: Sequence[T],
     settings: LatencySettings,
-    batch_size: int,
-    sequence_length: int,
+    shape: Shape,
     scope: str,
     synchronize: Callable[[], None] = lambda: None,
 ) -> LatencyResult:
     """Time `call` over `inputs` and summarize."""
     cold_ms, samples, measured_s = time_calls(call, inputs, settings, synchronize)
-    return latency_result(samples, cold_ms, measured_s, settings, batch_size, sequence_length, len(inputs), scope)
+    return latency_result(samples, cold_ms, measured_s, settings, shape, len(inputs), scope)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report.table import GroupTable, main_latency
+from bench.catalogue import main_latency
+from bench.report.table import GroupTable
 
 BASE_COLOR = "#d62728"
 OTHER_COLOR = "#1f77b4"

@@ -12,11 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.records import LoadedRecords
 from bench.report import html, markdown
 from bench.report.export import flat_frame, write_csv, write_parquet
 from bench.report.plots import table_figures
 from bench.report.provenance import provenance
-from bench.report.table import LoadedRecords, build_tables
+from bench.report.table import build_tables
 
 FORMATS = ("html", "md", "csv", "parquet")
 DEFAULT_FORMATS = ("html", "md", "csv")

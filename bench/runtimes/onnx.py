@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.api import Batch, ModelHandle, TorchModel
+from bench.api import Batch, ModelHandle
+from bench.runtimes.torch import TorchModel
 
 # Operators that compute in 8-bit integers, in QOperator or dynamic form; QDQ graphs mark int8
 # with QuantizeLinear/DequantizeLinear pairs around float operators (fused into int8 kernels at load).

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.api import Batch, ModelHandle, TorchModel
+from bench.api import Batch, ModelHandle
+from bench.runtimes.torch import TorchModel
 
 ENCODER = "encoder_model.onnx"
 DECODER = "decoder_model.onnx"

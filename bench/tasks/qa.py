@@ -8,21 +8,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import Field, PositiveInt
 
-from bench.api import Batch, EvalOutput, ModelHandle, Task, TorchModel
+from bench.api import Batch, EvalOutput, ModelHandle, PluginConfig, Task
 from bench.datadir import Source
 from bench.errors import DataNotFoundError
 from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
+from bench.runtimes.torch import TorchModel
 from bench.tasks.squad_data import load_squad
 
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
-class QAOptions(BaseModel):
+class QAConfig(PluginConfig):
     """Feature preparation and span decoding."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     doc_stride: PositiveInt = Field(128, description="tokens shared by consecutive windows of a long context")
     n_best: PositiveInt = Field(20, description="start and end candidates considered per window")
@@ -47,9 +46,9 @@ class QATask(Task):
 
     name = "qa"
     description = "extractive question answering, SQuAD v1.1 EM/F1"
-    Options = QAOptions
+    Config = QAConfig
     primary_metric = "f1"
-    options: QAOptions
+    config: QAConfig
 
     def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -83,7 +82,7 @@ class QATask(Task):
             example["context"],
             truncation="only_second",
             max_length=seq_len,
-            stride=min(self.options.doc_stride, room - 1),
+            stride=min(self.config.doc_stride, room - 1),
             return_overflowing_tokens=True,
             return_offsets_mapping=True,
             padding="max_length",
@@ -177,7 +176,7 @@ class QATask(Task):
         end: np.ndarray,
     ) -> tuple[str, float]:
         best_text, best_score = "", -np.inf
-        k = self.options.n_best
+        k = self.config.n_best
         for w in windows:
             offsets = features.offsets[w]
             starts = np.argsort(start[w])[::-1][:k]
@@ -186,7 +185,7 @@ class QATask(Task):
                 if offsets[s] is None:
                     continue
                 for e in ends:
-                    if offsets[e] is None or e < s or e - s + 1 > self.options.max_answer_length:
+                    if offsets[e] is None or e < s or e - s + 1 > self.config.max_answer_length:
                         continue
                     score = float(start[w][s] + end[w][e])
                     if score > best_score:

@@ -11,22 +11,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveInt
 
-from bench.api import Batch, EvalOutput, ModelHandle, Task, TorchModel
+from bench.api import Batch, EvalOutput, ModelHandle, PluginConfig, Task
 from bench.datadir import Source
 from bench.errors import DataNotFoundError
 from bench.generation_metrics import bleu_chrf, length_metrics, rouge, rouge_per_example, sentence_chrf
 from bench.measure.generation import time_generation
 from bench.measure.latency import LatencyResult, LatencySettings
 from bench.metrics import MetricValue
+from bench.runtimes.torch import TorchModel
+from bench.shape import Shape
 from bench.tasks.seq2seq_data import load_parallel, load_summaries
 
 
-class Decoding(BaseModel):
+class Decoding(PluginConfig):
     """How accuracy runs decode (transformers generation arguments)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     num_beams: PositiveInt = 1
     max_new_tokens: PositiveInt = 128
@@ -51,10 +51,8 @@ class Decoding(BaseModel):
         return kwargs
 
 
-class Seq2SeqOptions(BaseModel):
-    """Options shared by the generation tasks."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Seq2SeqConfig(PluginConfig):
+    """Settings shared by the generation tasks."""
 
     prefix: str = ""
     """Text put before every input, e.g. 'translate English to German: ' or 'summarize: ' for T5."""
@@ -65,14 +63,14 @@ class Seq2SeqOptions(BaseModel):
     """Inputs decoded together in accuracy runs (latency uses the run's batch size)."""
 
 
-class TranslationOptions(Seq2SeqOptions):
+class TranslationConfig(Seq2SeqConfig):
     """Translation: the language pair and direction."""
 
     source_lang: str = Field(min_length=2)
     target_lang: str = Field(min_length=2)
 
 
-class SummarizationOptions(Seq2SeqOptions):
+class SummarizationConfig(Seq2SeqConfig):
     """Summarization: which fields hold the document and the summary (auto-detected when unset)."""
 
     source_field: str | None = None
@@ -116,7 +114,7 @@ def new_token_count(sequences: Any, eos_id: int | None) -> list[int]:
 class Seq2SeqTask(Task):
     """Generation with an encoder-decoder model (AutoModelForSeq2SeqLM)."""
 
-    options: Seq2SeqOptions
+    config: Seq2SeqConfig
     reference_metrics: ClassVar[str]
 
     def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
@@ -135,7 +133,7 @@ class Seq2SeqTask(Task):
         return TorchModel(module, tokenizer, device)
 
     def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> Seq2SeqFeatures:
-        texts = [self.options.prefix + e["source"] for e in examples]
+        texts = [self.config.prefix + e["source"] for e in examples]
         ids = tokenizer(texts, truncation=True, max_length=seq_len)["input_ids"]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         return Seq2SeqFeatures([list(r) for r in ids], [e["reference"] for e in examples], int(pad))
@@ -154,32 +152,34 @@ class Seq2SeqTask(Task):
         model: ModelHandle,
         pool: Sequence[Batch],
         settings: LatencySettings,
-        batch_size: int,
-        sequence_length: int,
+        shape: Shape,
     ) -> dict[str, LatencyResult]:
         """Whole-call, first-token and per-token latency of greedy generation of exactly
         `latency_new_tokens` tokens."""
-        n = self.options.latency_new_tokens
+        n = self.config.latency_new_tokens
         fixed = {"num_beams": 1, "do_sample": False, "max_new_tokens": n, "min_new_tokens": n}
 
         def generate(batch: Batch, on_token: Any) -> int:
             sequences = model.generate(batch, fixed, on_token)
             return int(sequences.shape[1]) - 1
 
-        timing = time_generation(generate, pool, settings, n, batch_size, sequence_length, model.synchronize)
+        timing = time_generation(generate, pool, settings, n, shape, model.synchronize)
         return timing.as_dict()
+
+    def evaluation_batch_size(self, shape: Shape) -> int:
+        """Accuracy runs decode `eval_batch_size` inputs per call, whatever the latency shape."""
+        return self.config.eval_batch_size
 
     def evaluate(
         self, model: ModelHandle, examples: Sequence[dict[str, Any]], features: Seq2SeqFeatures, batch_size: int
     ) -> EvalOutput:
         """Decode every input with the suite's decoding settings (longest inputs first, to pad little)."""
         tokenizer = model.tokenizer
-        kwargs = self.options.decoding.generation_kwargs()
+        kwargs = self.config.decoding.generation_kwargs()
         order = sorted(range(len(features)), key=lambda i: -len(features.input_ids[i]))
         outputs: dict[int, tuple[str, int]] = {}
-        step = self.options.eval_batch_size
-        for start in range(0, len(order), step):
-            chunk = order[start : start + step]
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
             ids, mask = _pad([features.input_ids[i] for i in chunk], features.pad_id)
             sequences = model.generate({"input_ids": ids, "attention_mask": mask}, kwargs)
             texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
@@ -237,7 +237,7 @@ class Seq2SeqTask(Task):
         import torch
 
         features = self.encode(teacher.tokenizer, examples, seq_len)
-        kwargs = {"num_beams": 1, "do_sample": False, "max_new_tokens": self.options.decoding.max_new_tokens}
+        kwargs = {"num_beams": 1, "do_sample": False, "max_new_tokens": self.config.decoding.max_new_tokens}
         out: list[Batch] = []
         for batch in self.batches(features, batch_size):
             sequences = teacher.generate(batch, kwargs)  # decoder start token, then the output
@@ -276,13 +276,13 @@ class TranslationTask(Seq2SeqTask):
 
     name = "translation"
     description = "translation, sacrebleu BLEU and chrF (signatures stored)"
-    Options = TranslationOptions
+    Config = TranslationConfig
     primary_metric = "bleu"
-    options: TranslationOptions
+    config: TranslationConfig
 
     def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
         return load_parallel(
-            source.location, source.local, split, limit, self.options.source_lang, self.options.target_lang
+            source.location, source.local, split, limit, self.config.source_lang, self.config.target_lang
         )
 
     def score(self, predictions: Sequence[str], references: Sequence[str]) -> dict[str, MetricValue]:
@@ -297,13 +297,13 @@ class SummarizationTask(Seq2SeqTask):
 
     name = "summarization"
     description = "summarization, ROUGE-1/2/L/Lsum (rouge-score, stemming) and output length"
-    Options = SummarizationOptions
+    Config = SummarizationConfig
     primary_metric = "rougeL"
-    options: SummarizationOptions
+    config: SummarizationConfig
 
     def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
         return load_summaries(
-            source.location, source.local, split, limit, self.options.source_field, self.options.target_field
+            source.location, source.local, split, limit, self.config.source_field, self.config.target_field
         )
 
     def score(self, predictions: Sequence[str], references: Sequence[str]) -> dict[str, MetricValue]:

@@ -7,8 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from bench.records import load_records
 from bench.report.publish import publish
-from bench.report.table import load_records
 
 GOLDEN = Path(__file__).resolve().parent
 GENERATED = "GENERATED-AT"

@@ -11,13 +11,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bench.api import CompressContext, Compressor, ModelHandle, TorchModel, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, Verification
+from bench.runtimes.torch import TorchModel
 
 
-class Bf16EmbeddingsConfig(BaseModel):
+class Bf16EmbeddingsConfig(PluginConfig):
     """No settings beyond the dtype."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     dtype: str = "bfloat16"
 
@@ -40,7 +40,7 @@ class Bf16Embeddings(Compressor):
         ctx.facts["embedding_elements"] = embeddings.weight.numel()
         return model
 
-    def verify(self, before: Mapping[str, Any], after: ModelHandle) -> Verification:
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
         assert isinstance(after, TorchModel)
         dtype = str(after.module.get_input_embeddings().weight.dtype).removeprefix("torch.")
         return Verification(

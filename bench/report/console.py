@@ -12,10 +12,10 @@ from bench.report.table import build_tables
 
 
 def print_summary(records: list[RunRecord], console: Console) -> None:
-    """One table per comparable group: the key figures of each compressor, with deltas."""
+    """One table per comparable group: the key figures of each compressor (the catalogue's summary
+    columns), with deltas."""
     for table in build_tables(records):
-        hidden = ("lat.p90", "lat.cv", "size.zip", "params", "sparsity", "agree.f1", "throughput", "acc.output_words")
-        keep = [c for c in table.columns if not c.key.startswith(hidden)]
+        keep = [c for c in table.columns if c.in_summary]
         grid = Table(title=escape(table.title), title_justify="left")
         grid.add_column("compressor", no_wrap=True)
         grid.add_column("status")

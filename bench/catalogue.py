@@ -1,0 +1,193 @@
+"""One catalogue of the figures bench reports: how to read each from a record, its title, unit, which
+direction is better, how a change is shown and how many digits. Tables, CSV, `compare`, the run summary
+and threshold gates all read it, so a figure is named, ordered and judged the same way everywhere.
+
+Task metrics come from each record (`accuracy.NAME`, `agreement.NAME`, with their own direction); the
+fixed figures are listed in FIXED. Each has a CLI name (`latency.p50`) and a short column key (`lat.p50`,
+the CSV header); both are accepted wherever a metric is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from bench.measure.latency import LatencyResult
+from bench.records import RunRecord
+
+MB = 1024 * 1024
+
+Delta = Literal["abs", "rel"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A reported figure."""
+
+    name: str
+    """The name users write (`bench compare --fail-on latency.p50:+5%`)."""
+    key: str
+    """The column key in tables and CSV files."""
+    title: str
+    read: Callable[[RunRecord], float | None]
+    higher_is_better: bool | None
+    """None: no better direction (a length, a spread)."""
+    delta: Delta | None = None
+    """How a change against the baseline is shown: 'abs' (difference in the unit), 'rel' (percent)."""
+    digits: int = 2
+    unit: str = ""
+    in_table: bool = True
+    in_summary: bool = True
+    """Shown in the console summary at the end of `bench run`."""
+    in_export: bool = True
+    """A column of the flat export (CSV, Parquet), even when the tables leave it out."""
+
+
+def main_latency(record: RunRecord) -> LatencyResult | None:
+    """The latency a table reports for a run: the forward pass, or the whole generate call."""
+    return record.latency.get("forward") or record.latency.get("generate") or next(iter(record.latency.values()), None)
+
+
+def _stat(stat: str) -> Callable[[RunRecord], float | None]:
+    def read(r: RunRecord) -> float | None:
+        lat = main_latency(r)
+        return float(getattr(lat.stats, stat)) if lat is not None else None
+
+    return read
+
+
+def _part_p50(part: str) -> Callable[[RunRecord], float | None]:
+    return lambda r: r.latency[part].stats.p50 if part in r.latency else None
+
+
+def _tokens_per_s(r: RunRecord) -> float | None:
+    generate = r.latency.get("generate")
+    return generate.tokens_per_s if generate is not None else None
+
+
+def _throughput(r: RunRecord) -> float | None:
+    lat = main_latency(r)
+    return lat.throughput_samples_per_s if lat is not None else None
+
+
+def _steady_mb(r: RunRecord) -> float | None:
+    return r.memory.steady_peak / MB if r.memory and r.memory.steady_peak else None
+
+
+def _load_mb(r: RunRecord) -> float | None:
+    return r.memory.load_peak / MB if r.memory and r.memory.load_peak else None
+
+
+def _size_mb(r: RunRecord) -> float | None:
+    return r.size.saved.bytes / MB if r.size and r.size.saved else None
+
+
+def _zip_mb(r: RunRecord) -> float | None:
+    return r.size.saved.zip_bytes / MB if r.size and r.size.saved else None
+
+
+def _params_m(r: RunRecord) -> float | None:
+    return r.size.census_after.parameters / 1e6 if r.size and r.size.census_after else None
+
+
+def _sparsity(r: RunRecord) -> float | None:
+    return 100 * r.size.census_after.sparsity if r.size and r.size.census_after else None
+
+
+FIXED: tuple[Metric, ...] = (
+    Metric("latency.p50", "lat.p50", "p50 ms", _stat("p50"), False, "rel", unit="ms"),
+    Metric("latency.p90", "lat.p90", "p90 ms", _stat("p90"), False, unit="ms", in_summary=False),
+    Metric("latency.p99", "lat.p99", "p99 ms", _stat("p99"), False, unit="ms"),
+    Metric("latency.cv", "lat.cv", "CV %", _stat("cv_percent"), None, digits=1, unit="%", in_summary=False),
+    Metric("latency.n", "lat.n", "samples", _stat("n"), None, digits=0, in_table=False, in_summary=False),
+    Metric(
+        "latency.mean",
+        "lat.mean",
+        "mean ms",
+        _stat("mean"),
+        False,
+        unit="ms",
+        in_table=False,
+        in_summary=False,
+        in_export=False,
+    ),
+    Metric("throughput", "throughput", "samples/s", _throughput, True, "rel", 1, "1/s", in_summary=False),
+    Metric("latency.first_token", "ttft.p50", "first token ms", _part_p50("first_token"), False, "rel", unit="ms"),
+    Metric("latency.per_token", "per_token.p50", "per token ms", _part_p50("per_token"), False, "rel", unit="ms"),
+    Metric("tokens_per_s", "tokens_per_s", "tokens/s", _tokens_per_s, True, "rel", 1, "1/s"),
+    Metric("memory.peak", "mem.steady", "peak RSS MB", _steady_mb, False, "rel", 0, "MB"),
+    Metric("memory.load", "mem.load", "load RSS MB", _load_mb, False, None, 0, "MB", in_table=False, in_summary=False),
+    Metric("size", "size.mb", "size MB", _size_mb, False, "rel", 1, "MB"),
+    Metric("size.zipped", "size.zip", "zipped MB", _zip_mb, False, None, 1, "MB", in_summary=False),
+    Metric("parameters", "params.m", "params M", _params_m, False, None, 2, "M", in_summary=False),
+    Metric("sparsity", "sparsity", "sparsity %", _sparsity, None, None, 1, "%", in_summary=False),
+)
+"""In table order (after the task's accuracy and agreement columns)."""
+
+# Table column order: the order of FIXED, except throughput after the generation figures.
+TABLE_ORDER = (
+    "lat.p50",
+    "lat.p90",
+    "lat.p99",
+    "lat.cv",
+    "ttft.p50",
+    "per_token.p50",
+    "tokens_per_s",
+    "throughput",
+    "mem.steady",
+    "size.mb",
+    "size.zip",
+    "params.m",
+    "sparsity",
+)
+BY_NAME = {m.name: m for m in FIXED} | {m.key: m for m in FIXED}
+
+# Figures kept in records but left out of tables: constant per group, or one of several agreement scores.
+TABLE_HIDDEN = frozenset(
+    {"reference_words", "rouge1_agreement", "rouge2_agreement", "rougeLsum_agreement", "f1_agreement"}
+)
+SUMMARY_HIDDEN = frozenset({"output_words"})
+"""Task metrics also left out of the console summary."""
+
+
+def task_metric(kind: Literal["accuracy", "agreement"], name: str, higher: bool | None) -> Metric:
+    """The catalogue entry of a task's accuracy or agreement metric."""
+    prefix = "acc" if kind == "accuracy" else "agree"
+
+    def read(r: RunRecord) -> float | None:
+        source = r.accuracy if kind == "accuracy" else r.agreement
+        metric = source.metrics.get(name) if source is not None else None
+        return metric.value if metric is not None else None
+
+    return Metric(
+        name=f"{kind}.{name}",
+        key=f"{prefix}.{name}",
+        title=name.replace("_", " "),
+        read=read,
+        higher_is_better=higher if kind == "accuracy" else True,
+        delta="abs" if kind == "accuracy" else None,
+        in_table=name not in TABLE_HIDDEN,
+        in_summary=name not in TABLE_HIDDEN and name not in SUMMARY_HIDDEN,
+    )
+
+
+def lookup(name: str) -> Metric | None:
+    """The metric a user named (`latency.p50`, `lat.p50`, `accuracy.f1`, `agree.exact_agreement`), or None."""
+    if name in BY_NAME:
+        return BY_NAME[name]
+    kind, _, metric = name.partition(".")
+    aliases: dict[str, Literal["accuracy", "agreement"]] = {
+        "accuracy": "accuracy",
+        "acc": "accuracy",
+        "agreement": "agreement",
+        "agree": "agreement",
+    }
+    if kind in aliases and metric:
+        return task_metric(aliases[kind], metric, True)
+    return None
+
+
+def known_names() -> str:
+    """The metric names for error messages."""
+    return ", ".join(m.name for m in FIXED) + ", accuracy.NAME, agreement.NAME"

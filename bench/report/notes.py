@@ -1,0 +1,64 @@
+"""The notes below each table: what the records say about how their figures came about."""
+
+from __future__ import annotations
+
+from bench.records import RunRecord
+
+
+def compression_facts(record: RunRecord) -> list[str]:
+    """Human-readable lines for what the compressors reported doing (training, calibration)."""
+    facts = record.compression
+    lines = []
+    if "train_steps" in facts:
+        cached = ", loaded from the student cache" if facts.get("cached") else ""
+        first, last = facts.get("loss_first"), facts.get("loss_last")
+        loss = (
+            f"loss {first:.2f} → {last:.2f}"
+            if isinstance(first, (int, float)) and isinstance(last, (int, float))
+            else "loss not finite"
+        )
+        seconds = facts.get("train_time_s")
+        lines.append(
+            f"student of layers {facts.get('student_layers')} trained {facts['train_steps']} steps in "
+            f"{seconds if isinstance(seconds, (int, float)) else 0:.0f} s, {loss}{cached}"
+        )
+    calibration = facts.get("calibration")
+    ids = calibration.get("example_ids") if isinstance(calibration, dict) else None
+    if isinstance(calibration, dict) and isinstance(ids, list) and ids:
+        method = f", {calibration['method']}" if calibration.get("method") else ""
+        lines.append(f"calibrated on {len(ids)} training-split examples{method}")
+    return lines
+
+
+def _verification(record: RunRecord) -> str | None:
+    """How a run's proof reads in the notes: verified, FAILED, or UNVERIFIED (the plugin claims nothing)."""
+    verification = record.verification
+    if verification is None or record.spec.is_baseline:
+        return None
+    name = record.spec.compressor.display_name
+    if not verification.passed:
+        return f"{name}: verification FAILED: {verification.summary}"
+    if not verification.proven or verification.summary == "nothing claimed":
+        return f"{name}: UNVERIFIED: its plugin proves nothing about the compressed model"
+    return f"{name}: verified: {verification.summary}"
+
+
+def table_notes(members: list[RunRecord]) -> list[str]:
+    """Notes shared by every run once, then each run's own, its proof and its compression facts."""
+    shared = set.intersection(*(set(r.notes) for r in members)) if len(members) > 1 else set()
+    notes = [f"all runs: {n}" for n in members[0].notes if n in shared]
+    notes += [f"{r.spec.compressor.display_name}: {n}" for r in members for n in r.notes if n not in shared]
+    notes += [line for r in members if (line := _verification(r)) is not None]
+    notes += [f"{r.spec.compressor.display_name}: {fact}" for r in members for fact in compression_facts(r)]
+    notes = [n for n in notes if not n.split(": ", 1)[-1].startswith("random weights (")]  # said once below
+    if any(r.weights == "random" for r in members):
+        build = next((r.model_info for r in members if r.model_info), {})
+        architecture = build.get("architecture") or members[0].spec.model.architecture or "model"
+        parameters = build.get("parameters")
+        notes.insert(
+            0,
+            f"RANDOM WEIGHTS ({architecture} shapes, {parameters if isinstance(parameters, int) else 0:,} "
+            "parameters, tokenizer trained locally): accuracy scores are not meaningful; latency, memory, "
+            "size and agreement with the baseline are",
+        )
+    return notes

@@ -1,0 +1,77 @@
+"""Eager PyTorch models: the runtime every built-in task loads, and the one most compressors act on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from bench.api import Batch, ModelHandle
+
+if TYPE_CHECKING:
+    import torch
+
+SaveFormat = Literal["safetensors", "torch"]
+
+
+class TorchModel(ModelHandle):
+    """An eager PyTorch module. `save_format` is "safetensors", or "torch" for packed quantized weights
+    that safetensors cannot hold."""
+
+    runtime = "pytorch"
+
+    def __init__(
+        self, module: torch.nn.Module, tokenizer: Any, device: str, save_format: SaveFormat = "safetensors"
+    ) -> None:
+        super().__init__(tokenizer, device, getattr(module, "config", None))
+        self.module = module
+        self.save_format = save_format
+
+    def forward(self, batch: Batch) -> Mapping[str, torch.Tensor]:
+        import torch
+
+        inputs = {k: v.to(self.device) for k, v in batch.items()}
+        with torch.inference_mode():
+            out = self.module(**inputs)
+        return dict(out.items()) if hasattr(out, "items") else {"output": out}
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    def generate(
+        self, batch: Batch, settings: Mapping[str, Any], on_token: Callable[[], None] | None = None
+    ) -> torch.Tensor:
+        import torch
+
+        from bench.runtimes.hf_generate import hf_generate
+
+        with torch.inference_mode():
+            return hf_generate(self.module, batch, settings, on_token, self.device)
+
+    def save(self, directory: Path) -> list[Path]:
+        import torch
+
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.save_format == "safetensors":
+            self.module.save_pretrained(directory, safe_serialization=True)  # type: ignore[operator]
+        else:
+            torch.save(self.module.state_dict(), directory / "model.pt")
+            if self.config is not None:
+                self.config.save_pretrained(directory)
+        return sorted(p for p in directory.rglob("*") if p.is_file())
+
+    def tensors(self) -> Iterator[tuple[str, Any]]:
+        from bench.measure.census import state_dict_tensors
+
+        yield from state_dict_tensors(self.module)
+
+
+def eager(model: ModelHandle, who: str) -> TorchModel:
+    """`model` as an eager PyTorch model, or a TypeError naming the compressor that needs one
+    (for example a chain that puts a PyTorch-only step after an ONNX one)."""
+    if not isinstance(model, TorchModel):
+        raise TypeError(f"{who} needs an eager PyTorch model, got a {model.runtime} one")
+    return model
