@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -35,15 +36,20 @@ Facts = dict[str, object]
 Batch = Mapping[str, Any]
 """One model input: tensor name -> tensor (torch on the way in; a runtime may convert)."""
 
-# What a model in a chain still is, so that validation can refuse a chain that cannot work (see
-# Compressor.requires and Compressor.removes). A freshly loaded model has all three.
-PYTORCH = "pytorch"
-"""An eager PyTorch module (`TorchModel`)."""
-FLOAT_LINEAR = "float-linear"
-"""Its Linear layers are float `torch.nn.Linear` modules (not quantized replacements)."""
-AS_LOADED = "as-loaded"
-"""Unchanged since it was loaded: compressors that act at load time (bitsandbytes) need this."""
-LOADED_TRAITS = frozenset({PYTORCH, FLOAT_LINEAR, AS_LOADED})
+
+class Trait(str, Enum):
+    """What a model in a chain still is, so that validation can refuse a chain that cannot work (see
+    Compressor.requires and Compressor.removes). A freshly loaded model has every trait."""
+
+    PYTORCH = "pytorch"
+    """An eager PyTorch module (`TorchModel`)."""
+    FLOAT_LINEAR = "float-linear"
+    """Its Linear layers are float `torch.nn.Linear` modules (not quantized replacements)."""
+    AS_LOADED = "as-loaded"
+    """Unchanged since it was loaded: compressors that act at load time (bitsandbytes) need this."""
+
+
+LOADED_TRAITS = frozenset(Trait)
 
 
 class PluginConfig(BaseModel):
@@ -159,16 +165,6 @@ class CompressContext:
     facts: Facts = field(default_factory=dict)
     """What the compressor did, stored in the record's `compression` (calibration ids, training time...)."""
 
-    @property
-    def batch_size(self) -> int:
-        """The run's batch size."""
-        return self.shape.batch_size
-
-    @property
-    def sequence_length(self) -> int:
-        """The run's sequence length."""
-        return self.shape.sequence_length
-
 
 class Compressor(ABC):
     """A way to shrink a model. Subclasses set `name`, `description`, `Config`, `devices` and, for chains,
@@ -183,8 +179,8 @@ class Compressor(ABC):
     """Where it can run; on another device the run is a `skipped` record with the reason."""
     needs_training_split: ClassVar[bool] = False
     """Whether it draws calibration or training examples: validation refuses a suite without that split."""
-    requires: ClassVar[frozenset[str]] = frozenset({PYTORCH})
-    """Traits the incoming model must have (PYTORCH, FLOAT_LINEAR, AS_LOADED); checked along chains."""
+    requires: ClassVar[frozenset[Trait]] = frozenset({Trait.PYTORCH})
+    """Traits the incoming model must have; checked along chains at validation."""
     claim_survives_chain: ClassVar[bool] = True
     """Whether `verify` still holds on the final model of a chain; when False, a claim that a later step
     undid is reported as undone instead of failing the run."""
@@ -203,9 +199,9 @@ class Compressor(ABC):
             return f"{self.name} runs on {', '.join(sorted(self.devices))}, not {device}"
         return None
 
-    def removes(self) -> frozenset[str]:
+    def removes(self) -> frozenset[Trait]:
         """Traits the returned model no longer has (by default it is no longer as loaded)."""
-        return frozenset({AS_LOADED})
+        return frozenset({Trait.AS_LOADED})
 
     @abstractmethod
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:

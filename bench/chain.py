@@ -12,23 +12,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.api import (
-    AS_LOADED,
-    FLOAT_LINEAR,
-    LOADED_TRAITS,
-    PYTORCH,
-    CompressContext,
-    Compressor,
-    ModelHandle,
-    Verification,
-)
+from bench.api import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
 from bench.errors import PluginContractError
 from bench.measure.census import Census, take_census
 
 TRAIT_WORDS = {
-    PYTORCH: "an eager PyTorch model",
-    FLOAT_LINEAR: "float torch.nn.Linear layers",
-    AS_LOADED: "the model as loaded (it reloads it)",
+    Trait.PYTORCH: "an eager PyTorch model",
+    Trait.FLOAT_LINEAR: "float torch.nn.Linear layers",
+    Trait.AS_LOADED: "the model as loaded (it reloads it)",
 }
 
 

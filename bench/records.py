@@ -101,7 +101,10 @@ class ErrorInfo(BaseModel):
     """The run's log file (its whole output)."""
 
     def describe(self) -> str:
-        """One line: phase, exception type and message, where, and the log."""
+        """One line: phase, exception type and message, where, and the log (records older than schema 2
+        have the message only)."""
+        if self.phase is None and self.log is None:
+            return self.message
         text = f"{self.phase}: " if self.phase else ""
         text += self.message if self.type in ("UnsupportedHere", "timeout", "error") else f"{self.type}: {self.message}"
         if self.location:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.api import CompressContext, Compressor, ModelHandle, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, Trait, Verification
 from bench.measure.census import Census
 
 
@@ -13,7 +13,7 @@ class Baseline(Compressor):
     description = "the uncompressed model (reference for deltas and agreement)"
     requires = frozenset()
 
-    def removes(self) -> frozenset[str]:
+    def removes(self) -> frozenset[Trait]:
         return frozenset()
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:

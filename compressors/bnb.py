@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from bench.api import AS_LOADED, FLOAT_LINEAR, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel
 
@@ -33,7 +33,7 @@ def _bnb_missing() -> str | None:
 
 class _Bnb(Compressor):
     devices = frozenset({"cuda"})
-    requires = frozenset({AS_LOADED})
+    requires = frozenset({Trait.AS_LOADED})
     """bitsandbytes quantizes while loading: only a first step (after `baseline` at most) can reload."""
     layer_type: str
     config: BnbConfig
@@ -46,8 +46,8 @@ class _Bnb(Compressor):
     def quantization_config(self) -> Any:
         raise NotImplementedError
 
-    def removes(self) -> frozenset[str]:
-        return frozenset({AS_LOADED, FLOAT_LINEAR})
+    def removes(self) -> frozenset[Trait]:
+        return frozenset({Trait.AS_LOADED, Trait.FLOAT_LINEAR})
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch

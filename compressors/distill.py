@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from bench.api import FLOAT_LINEAR, PYTORCH, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
@@ -123,7 +123,7 @@ class Distill(Compressor):
     description = "student from the teacher's layers, trained on the training split with soft + hard targets"
     Config = DistillConfig
     needs_training_split = True
-    requires = frozenset({PYTORCH, FLOAT_LINEAR})
+    requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
     config: DistillConfig
 
     def cache_key(self, ctx: CompressContext) -> str:

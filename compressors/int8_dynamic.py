@@ -15,21 +15,12 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from bench.api import (
-    AS_LOADED,
-    FLOAT_LINEAR,
-    LOADED_TRAITS,
-    PYTORCH,
-    CompressContext,
-    Compressor,
-    ModelHandle,
-    PluginConfig,
-    Verification,
-)
+from bench.api import CompressContext, ModelHandle, PluginConfig, Trait, Verification
 from bench.measure.census import Census, is_wrapper_tensor, take_census
 from bench.runtimes.torch import TorchModel, eager
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (
+    ToOnnxRuntime,
     export_for_ort,
     export_seq2seq_for_ort,
     ort_session,
@@ -75,20 +66,18 @@ def count_linear(module: Any) -> dict[str, int]:
     return counts
 
 
-class Int8Dynamic(Compressor):
+class Int8Dynamic(ToOnnxRuntime):
     """Quantize every nn.Linear to int8 weights with dynamic int8 activations (CPU)."""
 
     name = "int8-dynamic"
     description = "dynamic int8 quantization of Linear layers: PyTorch (default), torchao or ONNX Runtime (CPU)"
     Config = Int8DynamicConfig
-    devices = frozenset({"cpu"})
-    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: Int8DynamicConfig
 
-    def removes(self) -> frozenset[str]:
+    def removes(self) -> frozenset[Trait]:
         if self.config.backend == "onnxruntime":
-            return LOADED_TRAITS  # an ONNX Runtime session from here on
-        return frozenset({AS_LOADED, FLOAT_LINEAR})
+            return super().removes()
+        return frozenset({Trait.AS_LOADED, Trait.FLOAT_LINEAR})
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch

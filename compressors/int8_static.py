@@ -8,20 +8,11 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from bench.api import (
-    FLOAT_LINEAR,
-    LOADED_TRAITS,
-    PYTORCH,
-    Batch,
-    CompressContext,
-    Compressor,
-    ModelHandle,
-    PluginConfig,
-    Verification,
-)
+from bench.api import Batch, CompressContext, ModelHandle, PluginConfig, Verification
 from bench.measure.census import Census
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (
+    ToOnnxRuntime,
     export_for_ort,
     export_seq2seq_for_ort,
     ort_session,
@@ -83,19 +74,14 @@ class _Reader:
         raise NotImplementedError
 
 
-class Int8Static(Compressor):
+class Int8Static(ToOnnxRuntime):
     """Static int8: weights and activations int8, activation scales fixed by calibration."""
 
     name = "int8-static"
     description = "ONNX Runtime static int8 (QDQ, percentile ranges), calibrated on the training split (CPU)"
     Config = Int8StaticConfig
-    devices = frozenset({"cpu"})
     needs_training_split = True
-    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: Int8StaticConfig
-
-    def removes(self) -> frozenset[str]:
-        return LOADED_TRAITS
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         from onnxruntime.quantization.shape_inference import quant_pre_process

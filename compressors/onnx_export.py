@@ -5,13 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.api import CompressContext, ModelHandle, Verification
+from bench.api import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
 from bench.errors import UnsupportedHere
 from bench.runtimes.torch import eager
 
 if TYPE_CHECKING:
     from bench.runtimes.onnx import OrtModel
     from bench.runtimes.onnx_seq2seq import OrtSeq2SeqModel
+
+
+class ToOnnxRuntime(Compressor):
+    """Base of the CPU compressors that export an eager model to ONNX Runtime (int8-dynamic does so only
+    with its onnxruntime backend, and says so in `removes`)."""
+
+    devices = frozenset({"cpu"})
+    requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
+
+    def removes(self) -> frozenset[Trait]:
+        return LOADED_TRAITS  # an ONNX Runtime session from here on
 
 
 def require_onnx() -> None:

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from bench.api import (
-    FLOAT_LINEAR,
-    LOADED_TRAITS,
-    PYTORCH,
-    CompressContext,
-    Compressor,
-    ModelHandle,
-    PluginConfig,
-    Verification,
-)
+from bench.api import CompressContext, ModelHandle, PluginConfig, Verification
 from bench.measure.census import Census
-from compressors.onnx_export import export_for_ort, export_seq2seq_for_ort, ort_session, seq2seq_session
+from compressors.onnx_export import ToOnnxRuntime, export_for_ort, export_seq2seq_for_ort, ort_session, seq2seq_session
 
 
 class OnnxConfig(PluginConfig):
@@ -23,18 +14,13 @@ class OnnxConfig(PluginConfig):
     """Apply ONNX Runtime's transformer fusions (attention, layer norm, GELU) where the model type allows."""
 
 
-class Onnx(Compressor):
+class Onnx(ToOnnxRuntime):
     """Run the model in ONNX Runtime at fp32: its own row, to separate runtime gains from compression."""
 
     name = "onnx"
     description = "fp32 ONNX Runtime with graph optimizations (runtime change, no compression)"
     Config = OnnxConfig
-    devices = frozenset({"cpu"})
-    requires = frozenset({PYTORCH, FLOAT_LINEAR})
     config: OnnxConfig
-
-    def removes(self) -> frozenset[str]:
-        return LOADED_TRAITS
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         from bench.runtimes.onnx_seq2seq import is_seq2seq

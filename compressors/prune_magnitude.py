@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bench.api import FLOAT_LINEAR, PYTORCH, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
 from compressors.patterns import Pattern, matches_any
@@ -58,7 +58,7 @@ class PruneMagnitude(Compressor):
     name = "prune-magnitude"
     description = "unstructured magnitude pruning of Linear weights to a target sparsity"
     Config = PruneMagnitudeConfig
-    requires = frozenset({PYTORCH, FLOAT_LINEAR})
+    requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
     config: PruneMagnitudeConfig
     pruned_elements: int = 0
     """Weights the last `compress` targeted (for checking, later in a chain, that the zeros survived)."""

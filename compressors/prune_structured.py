@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from bench.api import FLOAT_LINEAR, PYTORCH, CompressContext, Compressor, ModelHandle, PluginConfig, Verification
+from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
@@ -97,7 +97,7 @@ class PruneStructured(Compressor):
     name = "prune-structured"
     description = "remove attention heads and FFN neurons by importance (smaller matrices: faster, smaller)"
     Config = PruneStructuredConfig
-    requires = frozenset({PYTORCH, FLOAT_LINEAR})
+    requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
     config: PruneStructuredConfig
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:

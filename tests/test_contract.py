@@ -11,16 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.api import (
-    FLOAT_LINEAR,
-    PYTORCH,
-    Batch,
-    CompressContext,
-    Compressor,
-    ModelHandle,
-    PluginConfig,
-    Verification,
-)
+from bench.api import Batch, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.chain import Step, apply_chain, chain_problem
 from bench.config import TaskConfig
 from bench.errors import PluginContractError, SuiteWarning
@@ -180,7 +171,7 @@ def test_chains_are_checked_against_declared_traits() -> None:
     assert problem is not None and "float torch.nn.Linear layers" in problem
     problem = chain_problem([prune, bnb])
     assert problem is not None and "bnb-nf4 needs the model as loaded" in problem
-    assert FLOAT_LINEAR in prune.compressor.requires and PYTORCH in prune.compressor.requires
+    assert Trait.FLOAT_LINEAR in prune.compressor.requires and Trait.PYTORCH in prune.compressor.requires
 
 
 def registry_with(entries: dict[str, list[PluginEntry]]) -> Registry[Compressor]:
@@ -215,7 +206,7 @@ def test_loading_checks_the_class_and_its_name() -> None:
     )
     with pytest.raises(PluginError, match=r"declares name = 'baseline'.*must be the same"):
         registry.load("renamed")
-    with pytest.raises(PluginError, match="is not a subclass of bench.api.Compressor"):
+    with pytest.raises(PluginError, match=r"is not a subclass of bench\.api\.Compressor"):
         registry.load("not-a-compressor")
     with pytest.raises(PluginError, match="unknown compressor 'renamd' \\(did you mean 'renamed'"):
         registry.load("renamd")

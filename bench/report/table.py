@@ -164,7 +164,7 @@ def build_tables(
         if base is not None:
             frame = add_intervals(frame, members, base, metric_names, predictions)
         failures = [
-            f"{r.spec.compressor.display_name}: {r.status.value}: {r.error.message if r.error else ''}".rstrip(": ")
+            f"{r.spec.compressor.display_name}: {r.status.value}: {r.error.describe() if r.error else ''}".rstrip(": ")
             for r in members
             if r.status != Status.OK
         ]

@@ -7,8 +7,9 @@ truncated to the run's sequence length.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from pydantic import Field, NonNegativeInt, PositiveInt
@@ -116,6 +117,13 @@ class Seq2SeqTask(Task):
 
     config: Seq2SeqConfig
     reference_metrics: ClassVar[str]
+
+    def reader(self) -> Callable[[str, bool, str, int | None], list[dict[str, Any]]]:
+        """The data loader of this task, given its configured fields: (location, local, split, limit)."""
+        raise NotImplementedError
+
+    def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
+        return self.reader()(source.location, source.local, split, limit)
 
     def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
@@ -280,10 +288,8 @@ class TranslationTask(Seq2SeqTask):
     primary_metric = "bleu"
     config: TranslationConfig
 
-    def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
-        return load_parallel(
-            source.location, source.local, split, limit, self.config.source_lang, self.config.target_lang
-        )
+    def reader(self) -> Callable[[str, bool, str, int | None], list[dict[str, Any]]]:
+        return partial(load_parallel, source_lang=self.config.source_lang, target_lang=self.config.target_lang)
 
     def score(self, predictions: Sequence[str], references: Sequence[str]) -> dict[str, MetricValue]:
         return bleu_chrf(predictions, references)
@@ -301,10 +307,8 @@ class SummarizationTask(Seq2SeqTask):
     primary_metric = "rougeL"
     config: SummarizationConfig
 
-    def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
-        return load_summaries(
-            source.location, source.local, split, limit, self.config.source_field, self.config.target_field
-        )
+    def reader(self) -> Callable[[str, bool, str, int | None], list[dict[str, Any]]]:
+        return partial(load_summaries, source_field=self.config.source_field, target_field=self.config.target_field)
 
     def score(self, predictions: Sequence[str], references: Sequence[str]) -> dict[str, MetricValue]:
         return rouge(predictions, references)
