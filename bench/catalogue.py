@@ -42,6 +42,16 @@ class Metric:
     """Shown in the console summary at the end of `bench run`."""
     in_export: bool = True
     """A column of the flat export (CSV, Parquet), even when the tables leave it out."""
+    spread: tuple[str, str] | None = None
+    """Where its noise is known: (latency part, statistic of the raw samples), e.g. ("main", "p50"); the
+    part "main" is the run's main latency. `compare` bootstraps the change from those samples."""
+
+    def samples(self, record: RunRecord) -> list[float] | None:
+        """The raw latency samples this figure is a statistic of, or None."""
+        if self.spread is None:
+            return None
+        part = main_latency(record) if self.spread[0] == "main" else record.latency.get(self.spread[0])
+        return part.samples_ms if part is not None and part.samples_ms else None
 
 
 def main_latency(record: RunRecord) -> LatencyResult | None:
@@ -96,9 +106,11 @@ def _sparsity(r: RunRecord) -> float | None:
 
 
 FIXED: tuple[Metric, ...] = (
-    Metric("latency.p50", "lat.p50", "p50 ms", _stat("p50"), False, "rel", unit="ms"),
-    Metric("latency.p90", "lat.p90", "p90 ms", _stat("p90"), False, unit="ms", in_summary=False),
-    Metric("latency.p99", "lat.p99", "p99 ms", _stat("p99"), False, unit="ms"),
+    Metric("latency.p50", "lat.p50", "p50 ms", _stat("p50"), False, "rel", unit="ms", spread=("main", "p50")),
+    Metric(
+        "latency.p90", "lat.p90", "p90 ms", _stat("p90"), False, unit="ms", in_summary=False, spread=("main", "p90")
+    ),
+    Metric("latency.p99", "lat.p99", "p99 ms", _stat("p99"), False, unit="ms", spread=("main", "p99")),
     Metric("latency.cv", "lat.cv", "CV %", _stat("cv_percent"), None, digits=1, unit="%", in_summary=False),
     Metric("latency.n", "lat.n", "samples", _stat("n"), None, digits=0, in_table=False, in_summary=False),
     Metric(
@@ -111,11 +123,43 @@ FIXED: tuple[Metric, ...] = (
         in_table=False,
         in_summary=False,
         in_export=False,
+        spread=("main", "mean"),
     ),
-    Metric("throughput", "throughput", "samples/s", _throughput, True, "rel", 1, "1/s", in_summary=False),
-    Metric("latency.first_token", "ttft.p50", "first token ms", _part_p50("first_token"), False, "rel", unit="ms"),
-    Metric("latency.per_token", "per_token.p50", "per token ms", _part_p50("per_token"), False, "rel", unit="ms"),
-    Metric("tokens_per_s", "tokens_per_s", "tokens/s", _tokens_per_s, True, "rel", 1, "1/s"),
+    Metric(
+        "throughput",
+        "throughput",
+        "samples/s",
+        _throughput,
+        True,
+        "rel",
+        1,
+        "1/s",
+        in_summary=False,
+        spread=("main", "rate"),
+    ),
+    Metric(
+        "latency.first_token",
+        "ttft.p50",
+        "first token ms",
+        _part_p50("first_token"),
+        False,
+        "rel",
+        unit="ms",
+        spread=("first_token", "p50"),
+    ),
+    Metric(
+        "latency.per_token",
+        "per_token.p50",
+        "per token ms",
+        _part_p50("per_token"),
+        False,
+        "rel",
+        unit="ms",
+        spread=("per_token", "p50"),
+    ),
+    Metric(
+        "tokens_per_s", "tokens_per_s", "tokens/s", _tokens_per_s, True, "rel", 1, "1/s", spread=("generate", "rate")
+    ),
     Metric("memory.peak", "mem.steady", "peak RSS MB", _steady_mb, False, "rel", 0, "MB"),
     Metric("memory.load", "mem.load", "load RSS MB", _load_mb, False, None, 0, "MB", in_table=False, in_summary=False),
     Metric("size", "size.mb", "size MB", _size_mb, False, "rel", 1, "MB"),

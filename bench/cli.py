@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import __version__
-from bench.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNS_FAILED, BenchError
+from bench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BenchError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
         description="Benchmark model compression: accuracy, latency, memory and size, side by side.",
-        epilog="Exit codes: 0 all ok, 1 some runs failed, 2 bad input.",
+        epilog="Exit codes: 0 ok; 1 a run failed or a gate's threshold was crossed; 2 bad input; 3 internal error; "
+        "130/143/129 interrupted by SIGINT/SIGTERM/SIGHUP.",
     )
     parser.add_argument("--version", action="version", version=f"bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -63,8 +64,15 @@ def _parser() -> argparse.ArgumentParser:
         "--fail-on",
         action="append",
         metavar="METRIC:LIMIT",
-        help="exit 1 when crossed, e.g. latency.p50:+5%% (5%% slower) or accuracy.f1:-0.5 (0.5 points lower)",
+        help="exit 1 when crossed outside the noise, e.g. latency.p50:+5%% (5%% slower) or accuracy.f1:-0.5 "
+        "(0.5 points lower)",
     )
+    comp.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="gate runs measured under other conditions (quick vs full, settings, threads, hardware) anyway",
+    )
+    comp.add_argument("--json", action="store_true", help="print the comparison as JSON")
     return parser
 
 
@@ -162,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcomes = run_suite(resolved, options, console)
     print_summary([o.record for o in outcomes], console)
     failed = [o for o in outcomes if o.record.status in (Status.ERROR, Status.TIMEOUT)]
-    return EXIT_RUNS_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -195,48 +203,70 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """`bench compare OLD NEW [--fail-on METRIC:LIMIT ...]`."""
+    """`bench compare OLD NEW [--fail-on METRIC:LIMIT ...] [--allow-mismatch] [--json]`."""
     from rich.markup import escape
     from rich.table import Table
 
     from bench.compare import compare, parse_threshold
-    from bench.records import load_records
+    from bench.records import LoadedRecords, load_records
 
     thresholds = [parse_threshold(t) for t in args.fail_on or []]
-    sets = []
+    sets: list[LoadedRecords] = []
     for path in (args.old, args.new):
         if not path.exists():
             raise BenchError(f"no such results folder or file: {path}")
         loaded = load_records([path])
+        for problem in loaded.unreadable:
+            print(f"bench: skipped {problem}", file=sys.stderr)
         if not loaded.records:
-            raise BenchError(f"no records found under {path}")
-        sets.append(loaded.records)
-    result = compare(sets[0], sets[1], thresholds)
-    console = _console()
-    grid = Table(title=f"{args.old} → {args.new}", title_justify="left")
-    for name in ("run", "metric", "old", "new", "change", ""):
-        grid.add_column(name, justify="left" if name in ("run", "metric", "") else "right")
-    for c in result.changes:
-        pct = c.percent
-        grid.add_row(
-            escape(c.run),
-            c.metric,
-            "–" if c.old is None else f"{c.old:,.4g}",
-            "–" if c.new is None else f"{c.new:,.4g}",
-            "–" if pct is None else f"{pct:+.1f}%",
-            f"[red]FAIL {escape(str(c.crossed))}[/red]" if c.crossed else "",
+            raise BenchError(f"no readable records under {path}")
+        sets.append(loaded)
+    result = compare(sets[0].records, sets[1].records, thresholds, sets[0].predictions, sets[1].predictions)
+    unreadable = sets[0].unreadable + sets[1].unreadable
+    refused = bool(thresholds and result.mismatches and not args.allow_mismatch)
+    verdict = "refused" if refused else "fail" if thresholds and result.failed else "pass"
+    if args.json:
+        print(result.as_json(unreadable, verdict))
+    else:
+        console = _console()
+        grid = Table(title=escape(f"{args.old} → {args.new}"), title_justify="left")
+        for name in ("run", "metric", "old", "new", "change", "95% interval", ""):
+            grid.add_column(name, justify="left" if name in ("run", "metric", "") else "right")
+        for c in result.changes:
+            pct = c.percent
+            grid.add_row(
+                escape(c.run),
+                c.metric,
+                "–" if c.old is None else f"{c.old:,.4g}",
+                "–" if c.new is None else f"{c.new:,.4g}",
+                "–" if pct is None else f"{pct:+.1f}%",
+                "–" if c.interval is None else f"{c.interval.low:+.2f} … {c.interval.high:+.2f}",
+                f"[red]FAIL {escape(str(c.crossed))}[/red]"
+                if c.crossed
+                else f"[yellow]within noise ({escape(str(c.within_noise))})[/yellow]"
+                if c.within_noise
+                else "",
+            )
+        console.print(grid)
+        for line in result.warnings:
+            console.print(
+                f"[yellow]warning: {escape(line)}: compare figures from different machines with care[/yellow]"
+            )
+        for line in result.mismatches:
+            console.print(f"[yellow]{escape(line)}[/yellow]")
+        for label, runs in (("only in OLD", result.only_old), ("only in NEW", result.only_new)):
+            for run in runs:
+                console.print(f"{label}: {escape(run)}")
+        for line in result.noisy:
+            console.print(f"[yellow]{escape(line)}[/yellow]")
+        for line in result.failed:
+            console.print(f"[red]regression: {escape(line)}[/red]")
+    if refused:
+        raise BenchError(
+            f"{len(result.mismatches)} matched run(s) are not comparable (measured under other conditions, "
+            f"first: {result.mismatches[0][:300]}); --allow-mismatch gates them anyway"
         )
-    console.print(grid)
-    for line in result.warnings:
-        console.print(f"[yellow]warning: {escape(line)}: compare figures from different machines with care[/yellow]")
-    for label, runs in (("only in OLD", result.only_old), ("only in NEW", result.only_new)):
-        for run in runs:
-            console.print(f"{label}: {escape(run)}")
-    for line in result.failed:
-        console.print(f"[red]regression: {escape(line)}[/red]")
-    if thresholds and result.failed:
-        return EXIT_RUNS_FAILED
-    return EXIT_OK
+    return EXIT_FAILED if verdict == "fail" else EXIT_OK
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
@@ -257,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("BENCH_DEBUG"):
             raise
         print(
-            f"bench: internal error: {type(exc).__name__}: {exc} (set BENCH_DEBUG=1 for the traceback)",
+            f"bench: internal error: {type(exc).__name__}: {str(exc)[:300]} (set BENCH_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
-        return EXIT_RUNS_FAILED
+        return EXIT_INTERNAL

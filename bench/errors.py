@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_RUNS_FAILED = 1
+EXIT_FAILED = 1
+"""A run failed, or a `compare` gate's threshold was crossed (or a run that passed now fails)."""
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
 

@@ -12,7 +12,7 @@ Resampling is seeded, so a report is the same every time it is built from the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,20 +91,37 @@ def sacrebleu_statistics(metric: str, hypotheses: Sequence[str], references: Seq
     return stats, score
 
 
-def median_change(base: Sequence[float], new: Sequence[float]) -> Interval:
-    """Percent change of the median (new vs base) with an interval from resampling both sample sets."""
+STATISTICS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "p50": lambda a: np.median(a, axis=-1),
+    "p90": lambda a: np.percentile(a, 90, axis=-1),
+    "p99": lambda a: np.percentile(a, 99, axis=-1),
+    "mean": lambda a: np.mean(a, axis=-1),
+    "rate": lambda a: 1.0 / np.mean(a, axis=-1),
+}
+"""Statistics of raw latency samples whose change can be bootstrapped; `rate` is throughput (1 / mean)."""
+
+
+def statistic_change(base: Sequence[float], new: Sequence[float], statistic: str = "p50") -> Interval:
+    """Percent change of a statistic of the samples (new vs base), with an interval from resampling both
+    sample sets independently."""
     b, n = np.asarray(base, dtype=float), np.asarray(new, dtype=float)
     if b.size == 0 or n.size == 0:
         raise ValueError("no samples")
-    base_medians = np.median(b[_indices(b.size, 1)], axis=1)
-    new_medians = np.median(n[_indices(n.size, 2)], axis=1)
-    changes = 100.0 * (new_medians - base_medians) / base_medians
-    point = 100.0 * (float(np.median(n)) - float(np.median(b))) / float(np.median(b))
-    return Interval(point, *_bounds(changes))
+    stat = STATISTICS[statistic]
+    base_values = stat(b[_indices(b.size, 1)])
+    new_values = stat(n[_indices(n.size, 2)])
+    changes = 100.0 * (new_values - base_values) / base_values
+    point_base, point_new = float(stat(b)), float(stat(n))
+    return Interval(100.0 * (point_new - point_base) / point_base, *_bounds(changes))
+
+
+def median_change(base: Sequence[float], new: Sequence[float]) -> Interval:
+    """Percent change of the median (new vs base) with an interval from resampling both sample sets."""
+    return statistic_change(base, new, "p50")
 
 
 def accuracy_delta(
-    metric: str, base_rows: Sequence[dict[str, Any]], new_rows: Sequence[dict[str, Any]]
+    metric: str, base_rows: Sequence[Mapping[str, Any]], new_rows: Sequence[Mapping[str, Any]]
 ) -> Interval | None:
     """The paired interval of `metric` between two runs' prediction rows (None when the rows do not
     carry what the metric needs)."""
