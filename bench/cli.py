@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--format", default="html,md,csv", help="comma-separated: html, md, csv, parquet")
     report.add_argument("--baseline", help="the compressor row deltas refer to (default: the `baseline` run)")
+    report.add_argument(
+        "--force", action="store_true", help="write into a folder that holds other files than a bench report"
+    )
     comp = sub.add_parser("compare", help="changes between two result sets; --fail-on makes it a CI gate")
     comp.add_argument("old", type=Path, help="results folder (or record) before")
     comp.add_argument("new", type=Path, help="results folder (or record) after")
@@ -188,17 +191,24 @@ def cmd_report(args: argparse.Namespace) -> int:
         if not path.exists():
             raise BenchError(f"no such results folder or file: {path}")
     loaded = load_records(args.results)
-    for problem in loaded.unreadable:
-        print(f"bench: skipped {problem}", file=sys.stderr)
     if not loaded.records:
-        raise BenchError(f"no records found under {', '.join(map(str, args.results))}")
+        for problem in loaded.unreadable:
+            print(f"bench: skipped {problem}", file=sys.stderr)
+        raise BenchError(f"no readable records under {', '.join(map(str, args.results))}")
     if args.output is None:
         tables = build_tables(loaded.records, loaded.predictions, args.baseline)
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        sys.stdout.write(markdown.render(tables, provenance(loaded.records), when))
-        return EXIT_OK
-    written = publish(loaded, args.output, formats, args.baseline)
-    print(f"wrote {len(written)} files to {args.output}/: " + ", ".join(p.name for p in written if p.suffix != ".svg"))
+        text = markdown.render(tables, provenance(loaded.records, loaded.unreadable), when)
+        written = []
+    else:
+        written = publish(loaded, args.output, formats, args.baseline, force=args.force)
+    for problem in loaded.unreadable:  # predictions are read while the tables are built
+        print(f"bench: skipped {problem}", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        names = ", ".join(p.name for p in written if p.suffix != ".svg")
+        print(f"wrote {len(written)} files to {args.output}/: {names}")
     return EXIT_OK
 
 

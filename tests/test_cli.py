@@ -71,7 +71,7 @@ def test_validate_reports_the_plan(tiny_suite: Path) -> None:
 
 def test_report_of_nothing_is_bad_input(tmp_path: Path) -> None:
     result = bench("report", str(tmp_path))
-    assert result.returncode == 2 and "no records found" in result.stderr
+    assert result.returncode == 2 and "no readable records" in result.stderr
     result = bench("report", str(tmp_path / "missing"))
     assert result.returncode == 2
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.table import GroupTable
+from bench.report.text import plain, spreadsheet_safe
 
 IDENTITY = [
     "suite",
@@ -82,8 +83,13 @@ def _figure_order(column: str) -> tuple[int, str, int]:
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """CSV with a fixed float format, so the same records give the same bytes."""
-    frame.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
+    """CSV with a fixed float format, so the same records give the same bytes. Text cells that a
+    spreadsheet would run as a formula are neutralised."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(lambda v: spreadsheet_safe(plain(v)) if isinstance(v, str) else v)
+    safe.to_csv(path, index=False, float_format="%.6g", lineterminator="\n")
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -6,14 +6,21 @@ Every string that comes from a suite or a record (names, titles, notes, errors) 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
-from html import escape
 
 import pandas as pd
 
 from bench.report.markdown import LEGEND, delta_text, format_value
 from bench.report.provenance import Provenance, header_lines
 from bench.report.table import Column, GroupTable, extremes
+from bench.report.text import plain
+
+
+def escape(text: str) -> str:
+    """HTML-escaped text without control characters."""
+    return html.escape(plain(text))
+
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1600px; }

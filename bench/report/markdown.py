@@ -9,6 +9,7 @@ import pandas as pd
 
 from bench.report.provenance import Provenance, header_lines
 from bench.report.table import Column, GroupTable, extremes
+from bench.report.text import plain
 
 LEGEND = (
     "Deltas in parentheses are against the baseline row (accuracy: points; others: percent), with a 95% "
@@ -56,7 +57,8 @@ def cell(row: pd.Series, col: Column) -> str:
 
 
 def escape(text: str) -> str:
-    """Text safe inside a Markdown table cell or list item (no HTML, no column breaks)."""
+    """Text safe inside a Markdown table cell or list item (no HTML, no column breaks, no control codes)."""
+    text = plain(text)
     for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|")):
         text = text.replace(char, entity)
     return " ".join(text.split())

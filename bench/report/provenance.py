@@ -26,10 +26,13 @@ class Provenance:
     """First and last run start (UTC)."""
     records: int
     warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Files that could not be read, each with the reason."""
 
 
-def provenance(records: Sequence[RunRecord]) -> Provenance:
-    """Summarize the environments of `records`, warning about mixed machines or versions."""
+def provenance(records: Sequence[RunRecord], skipped: Sequence[str] = ()) -> Provenance:
+    """Summarize the environments of `records`, warning about mixed machines, versions or measurement
+    modes; `skipped` lists the files that could not be read."""
     envs = [r.environment for r in records if r.environment]
     machines = sorted({describe(e) for e in envs} | {r.machine for r in records if not r.environment})
     libraries: dict[str, list[str]] = {}
@@ -48,6 +51,7 @@ def provenance(records: Sequence[RunRecord]) -> Provenance:
         suites=sorted({r.spec.suite for r in records}),
         measured=(starts[0], starts[-1]) if starts else None,
         records=len(records),
+        skipped=list(skipped),
     )
     if len(machines) > 1:
         found.warnings.append(
@@ -57,6 +61,11 @@ def provenance(records: Sequence[RunRecord]) -> Provenance:
     mixed = [f"{name} ({', '.join(v)})" for name, v in libraries.items() if len(v) > 1]
     if mixed:
         found.warnings.append(f"these records were measured with different library versions: {'; '.join(mixed)}")
+    if len({r.spec.quick for r in records}) > 1:
+        found.warnings.append(
+            f"these records mix quick and full measurements ({sum(r.spec.quick for r in records)} of "
+            f"{len(records)} quick): their tables are separate; do not compare their latencies"
+        )
     if len(commits) > 1:
         found.warnings.append(f"these records come from {len(commits)} bench commits: {', '.join(commits)}")
     return found
@@ -74,4 +83,6 @@ def header_lines(p: Provenance) -> list[tuple[str, str]]:
     ]
     if p.measured:
         lines.append(("Measured", f"{p.measured[0]} to {p.measured[1]}"))
+    if p.skipped:
+        lines.append((f"Skipped files ({len(p.skipped)})", "; ".join(p.skipped)))
     return lines
