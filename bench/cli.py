@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from bench import __version__
-from bench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BenchError
+from bench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BenchError, SuiteWarning
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--data-dir", help="data directory (overrides $BENCH_DATA_DIR and the suite's data_dir)")
 
-    validate = sub.add_parser("validate", help="check a suite without loading any model")
-    validate.add_argument("suite", type=Path)
+    validate = sub.add_parser("validate", help="check suites without loading any model")
+    validate.add_argument("suite", type=Path, nargs="+")
     validate.add_argument("--data-dir", help="data directory (overrides $BENCH_DATA_DIR and the suite's data_dir)")
 
     sub.add_parser("list", help="show the installed compressors and tasks")
@@ -94,20 +95,29 @@ def _console() -> Console:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """`bench validate SUITE`."""
+    """`bench validate SUITE...`: each suite's problem as one line; exit 2 when any has one."""
     from bench.environment import default_threads
     from bench.runner import RunOptions, plan
 
-    resolved = _load(args.suite, args.data_dir)
-    specs = plan(resolved, RunOptions(results_dir=Path("results")))
-    suite = resolved.suite
-    print(f"{args.suite}: ok — suite '{suite.name}', {len(specs)} runs")
-    print(f"  model:    {resolved.model.describe()}")
-    print(f"  data:     {resolved.dataset.describe()} (split {suite.task.split}, limit {suite.task.limit or 'all'})")
-    calib = resolved.calibration.describe() if resolved.calibration else "none"
-    print(f"  training: {calib} (split {suite.task.calibration_split})")
-    print(f"  threads:  {suite.measurement.threads or default_threads()}")
-    return EXIT_OK
+    failed = 0
+    for path in args.suite:
+        try:
+            resolved = _load(path, args.data_dir)
+            specs = plan(resolved, RunOptions(results_dir=Path("results")))
+        except BenchError as exc:
+            print(f"bench: error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        suite = resolved.suite
+        print(f"{path}: ok — suite '{suite.name}', {len(specs)} runs")
+        print(f"  model:    {resolved.model.describe()}")
+        print(
+            f"  data:     {resolved.dataset.describe()} (split {suite.task.split}, limit {suite.task.limit or 'all'})"
+        )
+        calib = resolved.calibration.describe() if resolved.calibration else "none"
+        print(f"  training: {calib} (split {suite.task.calibration_split})")
+        print(f"  threads:  {suite.measurement.threads or default_threads()}")
+    return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -282,8 +292,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Suite warnings as one line each; other warnings as Python prints them."""
+    if issubclass(category, SuiteWarning):
+        print(f"bench: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bench` console script."""
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("always", SuiteWarning)
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,14 +25,19 @@ from bench.errors import ConfigError, SuiteWarning
 from bench.measure.latency import LatencySettings
 
 Device = Literal["cpu", "cuda"]
-_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+NAME_MAX = 64
+"""Suite names and row labels become file and folder names: keep them short."""
+SEED_MAX = 2**32 - 1
+"""numpy's seeds are 0 .. 2**32 - 1."""
 
 
 class StrictModel(BaseModel):
-    """Base for config sections: unknown keys are errors, values are not coerced across types."""
+    """Base for config sections: unknown keys are errors, values are not coerced across types
+    (`true` or `'10'` is not an integer)."""
 
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class ModelConfig(StrictModel):
@@ -135,8 +139,10 @@ class CompressorConfig(StrictModel):
     @field_validator("label")
     @classmethod
     def _label_is_slug(cls, value: str | None) -> str | None:
-        if value is not None and not _LABEL.match(value):
+        if value is not None and not _LABEL.fullmatch(value):
             raise ValueError("a label uses letters, digits, '.', '_', '+' and '-' only")
+        if value is not None and len(value) > NAME_MAX:
+            raise ValueError(f"a label has at most {NAME_MAX} characters (it names the record's file)")
         return value
 
     @model_validator(mode="after")
@@ -193,7 +199,7 @@ class SuiteConfig(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
     data_dir: str | None = None
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     model: ModelConfig
     task: TaskConfig
     compressors: list[CompressorConfig] = Field(min_length=1)
@@ -205,8 +211,10 @@ class SuiteConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _name_is_slug(cls, value: str) -> str:
-        if not _SLUG.match(value):
+        if not _SLUG.fullmatch(value):
             raise ValueError("the suite name is used as a folder: letters, digits, '.', '_' and '-' only")
+        if len(value) > NAME_MAX:
+            raise ValueError(f"the suite name is used as a folder: at most {NAME_MAX} characters")
         return value
 
     @model_validator(mode="after")
@@ -217,6 +225,12 @@ class SuiteConfig(StrictModel):
                 raise ValueError(f"compressor '{comp.display_name}' appears twice: give one of them a distinct `label`")
             seen.add(comp.display_name)
         return self
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _location(loc: tuple[int | str, ...]) -> str:
@@ -265,7 +279,7 @@ def format_validation_error(error: ValidationError, prefix: str = "", owner: typ
     else:
         message = first["msg"]
         if first["type"] not in ("value_error", "assertion_error") and "input" in first:
-            message += f" (got {first['input']!r})"
+            message += f" (got {short_repr(first['input'])})"
         message = message.removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{prefix}{where}: {message}{more}"
@@ -273,16 +287,9 @@ def format_validation_error(error: ValidationError, prefix: str = "", owner: typ
 
 def load_suite(path: Path) -> SuiteConfig:
     """Read and validate a suite file. Raises ConfigError with a single line naming the problem."""
-    if not path.is_file():
-        raise ConfigError(f"suite file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{at}: invalid YAML: {exc.problem}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    from bench.suite_yaml import read_yaml
+
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a suite is a mapping of keys (name, model, task, compressors, ...)")
     raw.setdefault("name", path.stem)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.api import Task
 from bench.chain import Step, chain_problem
 from bench.config import SuiteConfig
 from bench.datadir import Source, resolve_data_dir, resolve_dataset, resolve_model, resolve_path
-from bench.errors import ConfigError, DataNotFoundError
+from bench.errors import ConfigError, DataNotFoundError, SuiteWarning
+from bench.plan import BASELINE
 from bench.registry import COMPRESSORS, TASKS, PluginError
 
 
@@ -28,14 +32,14 @@ class ResolvedSuite:
     """Each plugin the suite uses -> the distribution and version that provides it."""
 
 
-def check_plugins(suite: SuiteConfig) -> list[list[Step]]:
+def check_plugins(suite: SuiteConfig) -> tuple[Task, list[list[Step]]]:
     """Every compressor and the task are installed, their settings validate and each chain can run in its
-    order. Returns each row's steps."""
+    order. Returns the task and each row's steps."""
     try:
         task_cls = TASKS.load(suite.task.name)
     except PluginError as exc:
         raise ConfigError(f"task.name: {exc}") from None
-    task_cls.from_mapping(suite.task.config)
+    task = task_cls.from_mapping(suite.task.config)
     rows: list[list[Step]] = []
     for i, comp in enumerate(suite.compressors):
         steps: list[Step] = []
@@ -50,7 +54,7 @@ def check_plugins(suite: SuiteConfig) -> list[list[Step]]:
         if problem is not None:
             raise ConfigError(f"compressors[{i}].chain: {problem}")
         rows.append(steps)
-    return rows
+    return task, rows
 
 
 def plugin_versions(suite: SuiteConfig) -> dict[str, str]:
@@ -60,9 +64,11 @@ def plugin_versions(suite: SuiteConfig) -> dict[str, str]:
 
 
 def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) -> ResolvedSuite:
-    """Validate plugins and find the model and data. Raises BenchError subclasses with one-line messages."""
+    """Validate plugins and find the model and data, and check that they will work: weights present, data
+    readable by the task, shapes within the model, a training split where a compressor needs one. Raises
+    BenchError subclasses with one-line messages naming the file and the field."""
     try:
-        rows = check_plugins(suite)
+        task, rows = check_plugins(suite)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     data_dir = resolve_data_dir(data_dir_option, suite.data_dir, path)
@@ -71,25 +77,20 @@ def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) 
     else:
         model = Source.built(str(suite.model.architecture))
     dataset = resolve_dataset(suite.task.dataset, suite.task.split, data_dir, path.parent)
+    calibration = _calibration(suite, path, data_dir, dataset, rows)
     try:
-        calibration: Source | None = resolve_dataset(
-            suite.task.calibration_dataset or suite.task.dataset, suite.task.calibration_split, data_dir, path.parent
-        )
-    except DataNotFoundError:
-        calibration = None
-    if calibration is not None and calibration == dataset and Path(dataset.location).is_file():
-        calibration = None  # one local file holds one split: calibrating on it would use evaluation examples
-    if calibration is not None and calibration == dataset and suite.task.calibration_split == suite.task.split:
-        raise ConfigError(
-            f"{path}: task.calibration_split: must differ from task.split ('{suite.task.split}'): "
-            "calibration and training data never come from the evaluation examples"
-        )
-    needing = sorted({s.name for steps in rows for s in steps if s.compressor.needs_training_split})
-    if calibration is None and needing:
-        raise ConfigError(
-            f"{path}: task.calibration_split: {', '.join(needing)} need examples from the training split "
-            f"'{suite.task.calibration_split}', which dataset '{suite.task.calibration_dataset or suite.task.dataset}' "
-            "does not have (name another split, or a `calibration_dataset`)"
+        check_model(suite, model)
+        check_readable(task, "task.dataset", dataset, suite.task.split)
+        if calibration is not None and any(s.compressor.needs_training_split for steps in rows for s in steps):
+            field = "task.calibration_dataset" if suite.task.calibration_dataset else "task.calibration_split"
+            check_readable(task, field, calibration, suite.task.calibration_split)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not any(c.name == BASELINE and c.chain is None and not c.config for c in suite.compressors):
+        warnings.warn(
+            f"{path}: compressors: no `baseline` row: deltas and agreement need the uncompressed model",
+            SuiteWarning,
+            stacklevel=2,
         )
     corpus: list[str] = []
     if suite.model.architecture is not None:
@@ -99,3 +100,74 @@ def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) 
         if not corpus:
             raise ConfigError(f"{path}: model.tokenizer_corpus: give local text to train the tokenizer on")
     return ResolvedSuite(suite, path, data_dir, model, dataset, calibration, corpus, plugin_versions(suite))
+
+
+def _calibration(
+    suite: SuiteConfig, path: Path, data_dir: Path | None, dataset: Source, rows: list[list[Step]]
+) -> Source | None:
+    """Where training examples come from, or None; refused when it is the evaluation data, or missing
+    while a compressor of the suite needs it."""
+    task = suite.task
+    try:
+        calibration: Source | None = resolve_dataset(
+            task.calibration_dataset or task.dataset, task.calibration_split, data_dir, path.parent
+        )
+    except DataNotFoundError:
+        calibration = None
+    if calibration is not None and calibration == dataset and task.calibration_split == task.split:
+        raise ConfigError(
+            f"{path}: task.calibration_split: must differ from task.split ('{task.split}'): "
+            "calibration and training data never come from the evaluation examples"
+        )
+    if calibration is not None and calibration == dataset and Path(dataset.location).is_file():
+        calibration = None  # one local file holds one split: calibrating on it would use evaluation examples
+    needing = sorted({s.name for steps in rows for s in steps if s.compressor.needs_training_split})
+    if calibration is None and needing:
+        raise ConfigError(
+            f"{path}: task.calibration_split: {', '.join(needing)} need examples from the training split "
+            f"'{task.calibration_split[:60]}', which dataset '{(task.calibration_dataset or task.dataset)[:80]}' "
+            "does not have (name another split, or a `calibration_dataset`)"
+        )
+    return calibration
+
+
+WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin", "*.bin.index.json", "model.pt")
+
+
+def check_model(suite: SuiteConfig, model: Source) -> None:
+    """A local model folder holds a config and weights; the suite's sequence lengths fit the model."""
+    if model.architecture:
+        from bench.random_models import architecture_config
+
+        config: dict[str, object] = {**architecture_config(model.location), **suite.model.overrides}
+    elif model.local:
+        folder = Path(model.location)
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"model.id: {folder} has no config.json: not a transformers model folder")
+        if not any(next(folder.glob(pattern), None) for pattern in WEIGHT_FILES):
+            raise ConfigError(f"model.id: {folder} has no weights ({', '.join(WEIGHT_FILES)})")
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"model.id: {folder}/config.json does not parse: {str(exc)[:120]}") from None
+    else:
+        return  # a hub model: checked when it is downloaded
+    limit = config.get("max_position_embeddings", config.get("n_positions"))
+    too_long = [n for n in suite.sequence_lengths if isinstance(limit, int) and n > limit]
+    if too_long:
+        raise ConfigError(f"sequence_lengths: {too_long[0]} is above the model's {limit} positions")
+
+
+def check_readable(task: Task, field: str, source: Source, split: str) -> None:
+    """The task reads the first examples of a local dataset (hub datasets are read when the run starts)."""
+    if not source.local:
+        return
+    try:
+        rows = task.load_examples(source, split, 2)
+    except Exception as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise ConfigError(
+            f"{field}: {source.location} does not read as {task.name} data: {type(exc).__name__}: {message}"
+        ) from None
+    if not rows:
+        raise ConfigError(f"{field}: {source.location} holds no {task.name} examples for split '{split[:60]}'")
