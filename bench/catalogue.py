@@ -81,8 +81,12 @@ def _throughput(r: RunRecord) -> float | None:
     return lat.throughput_samples_per_s if lat is not None else None
 
 
-def _steady_mb(r: RunRecord) -> float | None:
-    return r.memory.steady_peak / MB if r.memory and r.memory.steady_peak else None
+def _phase_mb(phase: str) -> Callable[[RunRecord], float | None]:
+    def read(r: RunRecord) -> float | None:
+        peak = r.memory.phase_peaks.get(phase) if r.memory else None
+        return peak / MB if peak else None
+
+    return read
 
 
 def _load_mb(r: RunRecord) -> float | None:
@@ -160,7 +164,8 @@ FIXED: tuple[Metric, ...] = (
     Metric(
         "tokens_per_s", "tokens_per_s", "tokens/s", _tokens_per_s, True, "rel", 1, "1/s", spread=("generate", "rate")
     ),
-    Metric("memory.peak", "mem.steady", "peak RSS MB", _steady_mb, False, "rel", 0, "MB"),
+    Metric("memory.peak", "mem.latency", "peak RSS MB", _phase_mb("latency"), False, "rel", 0, "MB"),
+    Metric("memory.evaluate", "mem.eval", "eval RSS MB", _phase_mb("evaluate"), False, None, 0, "MB", in_summary=False),
     Metric("memory.load", "mem.load", "load RSS MB", _load_mb, False, None, 0, "MB", in_table=False, in_summary=False),
     Metric("size", "size.mb", "size MB", _size_mb, False, "rel", 1, "MB"),
     Metric("size.zipped", "size.zip", "zipped MB", _zip_mb, False, None, 1, "MB", in_summary=False),
@@ -179,7 +184,8 @@ TABLE_ORDER = (
     "per_token.p50",
     "tokens_per_s",
     "throughput",
-    "mem.steady",
+    "mem.latency",
+    "mem.eval",
     "size.mb",
     "size.zip",
     "params.m",

@@ -107,6 +107,7 @@ class Run:
         self.flags = cpu_flags()
         self.task: Task | None = None
         self.steps: list[Step] = []
+        self.eval_batch: int | None = None
 
     @contextmanager
     def phase(self, name: str, sample: bool = True) -> Iterator[None]:
@@ -154,7 +155,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")
 
 
-def _memory(sampler: RssSampler, rss_start: int, device: str) -> Memory:
+def _memory(sampler: RssSampler, rss_start: int, device: str, eval_batch: int | None) -> Memory:
     cuda_alloc = cuda_reserved = None
     if device.startswith("cuda"):
         import torch
@@ -169,6 +170,9 @@ def _memory(sampler: RssSampler, rss_start: int, device: str) -> Memory:
         load_peak=sampler.peaks.get("load"),
         compress_peak=sampler.peaks.get("compress"),
         steady_peak=max(steady) if steady else None,
+        latency_peak=sampler.peaks.get("latency"),
+        evaluate_peak=sampler.peaks.get("evaluate"),
+        evaluate_batch_size=eval_batch if "evaluate" in sampler.peaks else None,
         process_max_rss=max_rss_bytes(),
         phase_peaks=dict(sampler.peaks),
         cuda_max_allocated=cuda_alloc,
@@ -192,7 +196,7 @@ def execute(job: Job) -> RunRecord:
         plugins = plugin_files([run.task, *(step.compressor for step in run.steps)])
         error = error_info(exc, run.phase_now, plugins, job.log_path)
     run.sampler.stop()
-    return run.record(status, error, _memory(run.sampler, rss_start, job.spec.device))
+    return run.record(status, error, _memory(run.sampler, rss_start, job.spec.device, run.eval_batch))
 
 
 def _execute(run: Run) -> None:
@@ -363,7 +367,8 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
 
 def evaluate(run: Run, task: Task, model: ModelHandle, data: EvalData) -> tuple[Accuracy, list[dict[str, object]]]:
     """Task accuracy on the evaluation examples; the predictions are written beside the record."""
-    result = task.evaluate(model, data.examples, data.features, task.evaluation_batch_size(run.spec.shape))
+    run.eval_batch = task.evaluation_batch_size(run.spec.shape)
+    result = task.evaluate(model, data.examples, data.features, run.eval_batch)
     path = run.folder / f"{run.spec.key}{PREDICTIONS_SUFFIX}"
     write_predictions(path, result.predictions)
     primary = task.primary_metric if task.primary_metric in result.metrics else None

@@ -43,6 +43,18 @@ def _verification(record: RunRecord) -> str | None:
     return f"{name}: verified: {verification.summary}"
 
 
+def _memory_note(members: list[RunRecord]) -> str | None:
+    """What the two memory columns measure, with the evaluation batch size."""
+    if not any(r.memory and "evaluate" in r.memory.phase_peaks for r in members):
+        return None
+    sizes = sorted({r.memory.evaluate_batch_size for r in members if r.memory and r.memory.evaluate_batch_size})
+    at = f"{'/'.join(map(str, sizes))} inputs per call" if sizes else "the task's evaluation batch size"
+    return (
+        "all runs: peak RSS is the process's peak while timing, at this table's shape; eval RSS is its peak "
+        f"while scoring accuracy, at {at}"
+    )
+
+
 def table_notes(members: list[RunRecord]) -> list[str]:
     """Notes shared by every run once, then each run's own, its proof and its compression facts."""
     shared = set.intersection(*(set(r.notes) for r in members)) if len(members) > 1 else set()
@@ -51,6 +63,9 @@ def table_notes(members: list[RunRecord]) -> list[str]:
     notes += [line for r in members if (line := _verification(r)) is not None]
     notes += [f"{r.spec.compressor.display_name}: {fact}" for r in members for fact in compression_facts(r)]
     notes = [n for n in notes if not n.split(": ", 1)[-1].startswith("random weights (")]  # said once below
+    memory = _memory_note(members)
+    if memory:
+        notes.append(memory)
     if any(r.weights == "random" for r in members):
         build = next((r.model_info for r in members if r.model_info), {})
         architecture = build.get("architecture") or members[0].spec.model.architecture or "model"

@@ -99,7 +99,9 @@ def plot_pareto(table: GroupTable, path: Path, random_weights: bool) -> str | No
 def plot_size_memory(table: GroupTable, path: Path) -> str | None:
     """Saved size and peak RSS per compressor, the baseline in red with a dashed reference line."""
     rows = _ok(table)
-    panels = [(k, t) for k, t in (("size.mb", "saved size (MB)"), ("mem.steady", "peak RSS (MB)")) if k in rows]
+    panels = [
+        (k, t) for k, t in (("size.mb", "saved size (MB)"), ("mem.latency", "peak RSS while timing (MB)")) if k in rows
+    ]
     if not panels:
         return None
     plt = _pyplot()
