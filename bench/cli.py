@@ -122,10 +122,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_list(_: argparse.Namespace) -> int:
     """`bench list`: every plugin, where it comes from, and the names that clash."""
-    from rich.markup import escape
     from rich.table import Table
 
     from bench.registry import COMPRESSORS, TASKS, PluginError, clash_message
+    from bench.report.text import for_console
 
     console = _console()
     registries: tuple[tuple[Registry[Compressor], str], tuple[Registry[Task], str]] = (
@@ -141,20 +141,20 @@ def cmd_list(_: argparse.Namespace) -> int:
             if name in clashes:
                 origins = ", ".join(e.origin for e in clashes[name])
                 table.add_row(
-                    escape(name),
+                    for_console(name),
                     "–",
-                    f"[red]{escape(clash_message(registry.kind, name, clashes[name]))}[/red]",
-                    escape(origins),
+                    f"[red]{for_console(clash_message(registry.kind, name, clashes[name]))}[/red]",
+                    for_console(origins),
                 )
                 continue
             entry = registry.entry(name)
             try:
                 cls = registry.load(name)
                 devices = ", ".join(sorted(getattr(cls, "devices", []))) or "–"
-                desc = escape(cls.description)
+                desc = for_console(cls.description)
             except PluginError as exc:
-                devices, desc = "–", f"[red]{escape(str(exc))}[/red]"
-            table.add_row(escape(name), devices, desc, escape(entry.origin))
+                devices, desc = "–", f"[red]{for_console(str(exc))}[/red]"
+            table.add_row(for_console(name), devices, desc, for_console(entry.origin))
         console.print(table)
     return EXIT_OK
 
@@ -177,9 +177,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         results_dir=args.results_dir, limit=args.limit, quick=args.quick, force=args.force, only=args.only
     )
-    console.print(
-        f"[bold]{resolved.suite.name}[/bold]: model {resolved.model.describe()}, data {resolved.dataset.describe()}"
-    )
+    from bench.report.text import for_console
+
+    model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())
+    console.print(f"[bold]{resolved.suite.name}[/bold]: model {model}, data {data}", highlight=False)
     outcomes = run_suite(resolved, options, console)
     print_summary([o.record for o in outcomes], console)
     failed = [o for o in outcomes if o.record.status in (Status.ERROR, Status.TIMEOUT)]
@@ -224,11 +225,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """`bench compare OLD NEW [--fail-on METRIC:LIMIT ...] [--allow-mismatch] [--json]`."""
-    from rich.markup import escape
     from rich.table import Table
 
     from bench.compare import compare, parse_threshold
     from bench.records import LoadedRecords, load_records
+    from bench.report.text import for_console
 
     thresholds = [parse_threshold(t) for t in args.fail_on or []]
     sets: list[LoadedRecords] = []
@@ -249,38 +250,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(result.as_json(unreadable, verdict))
     else:
         console = _console()
-        grid = Table(title=escape(f"{args.old} → {args.new}"), title_justify="left")
+        grid = Table(title=for_console(f"{args.old} → {args.new}"), title_justify="left")
         for name in ("run", "metric", "old", "new", "change", "95% interval", ""):
             grid.add_column(name, justify="left" if name in ("run", "metric", "") else "right")
         for c in result.changes:
             pct = c.percent
             grid.add_row(
-                escape(c.run),
+                for_console(c.run),
                 c.metric,
                 "–" if c.old is None else f"{c.old:,.4g}",
                 "–" if c.new is None else f"{c.new:,.4g}",
                 "–" if pct is None else f"{pct:+.1f}%",
                 "–" if c.interval is None else f"{c.interval.low:+.2f} … {c.interval.high:+.2f}",
-                f"[red]FAIL {escape(str(c.crossed))}[/red]"
+                f"[red]FAIL {for_console(str(c.crossed))}[/red]"
                 if c.crossed
-                else f"[yellow]within noise ({escape(str(c.within_noise))})[/yellow]"
+                else f"[yellow]within noise ({for_console(str(c.within_noise))})[/yellow]"
                 if c.within_noise
                 else "",
             )
         console.print(grid)
         for line in result.warnings:
             console.print(
-                f"[yellow]warning: {escape(line)}: compare figures from different machines with care[/yellow]"
+                f"[yellow]warning: {for_console(line)}: compare figures from different machines with care[/yellow]"
             )
         for line in result.mismatches:
-            console.print(f"[yellow]{escape(line)}[/yellow]")
+            console.print(f"[yellow]{for_console(line)}[/yellow]")
         for label, runs in (("only in OLD", result.only_old), ("only in NEW", result.only_new)):
             for run in runs:
-                console.print(f"{label}: {escape(run)}")
+                console.print(f"{label}: {for_console(run)}")
         for line in result.noisy:
-            console.print(f"[yellow]{escape(line)}[/yellow]")
+            console.print(f"[yellow]{for_console(line)}[/yellow]")
         for line in result.failed:
-            console.print(f"[red]regression: {escape(line)}[/red]")
+            console.print(f"[red]regression: {for_console(line)}[/red]")
     if refused:
         raise BenchError(
             f"{len(result.mismatches)} matched run(s) are not comparable (measured under other conditions, "

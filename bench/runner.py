@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import __version__
@@ -26,6 +25,7 @@ from bench.records import (
     save_record,
     supersede,
 )
+from bench.report.text import for_console
 from bench.validate import ResolvedSuite
 from bench.worker import Job
 
@@ -163,16 +163,16 @@ def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) ->
                 and same_machine(stored, here)
             ):
                 outcomes.append(Outcome(stored, reused=True))
-                console.print(f"  [dim]stored[/dim]  {escape(label)}")
+                console.print(f"  [dim]stored[/dim]  {for_console(label)}")
                 progress.advance(bar)
                 continue
             progress.update(bar, description=label)
             baseline_key = None if spec.is_baseline else baselines.get(spec.group)
             record = run_one(spec, folder, baseline_key)
             outcomes.append(Outcome(record, reused=False))
-            console.print(f"  {_status_mark(record.status)}  {escape(label)}  [dim]({record.wall_s:.0f} s)[/dim]")
+            console.print(f"  {_status_mark(record.status)}  {for_console(label)}  [dim]({record.wall_s:.0f} s)[/dim]")
             if record.status != Status.OK and record.error is not None:
-                console.print(f"           {escape(record.error.describe())}", highlight=False)
+                console.print(f"           {for_console(record.error.describe())}", highlight=False)
             progress.advance(bar)
     return outcomes
 

@@ -247,3 +247,25 @@ def test_an_error_names_the_plugin_file_and_line(tmp_path: Path) -> None:
     assert info.location is not None and info.location.startswith(__file__)
     line = info.describe()
     assert line.startswith("compress: KeyError: 'layer.99' (at ") and line.endswith("(log: /tmp/run.log)")
+
+
+def test_reports_label_proofs_verified_failed_and_unverified() -> None:
+    from bench.report.notes import table_notes
+
+    from .test_records import make_record, make_spec
+
+    def record(name: str, verification: Verification) -> RunRecord:
+        return make_record(spec=make_spec(name, key=name), verification=verification)
+
+    notes = table_notes(
+        [
+            record("baseline", Verification(passed=True, summary="nothing claimed: the uncompressed model")),
+            record("test-int8", Verification(passed=True, summary="int8 weights")),
+            record("test-broken", Verification(passed=False, summary="expected int8 weights, found float32")),
+            record("test-silent", Verification(passed=True, summary="nothing claimed", proven=False)),
+        ]
+    )
+    assert "test-int8: verified: int8 weights" in notes
+    assert "test-broken: verification FAILED: expected int8 weights, found float32" in notes
+    assert any(n.startswith("test-silent: UNVERIFIED") for n in notes)
+    assert not any(n.startswith("baseline:") for n in notes)

@@ -95,3 +95,13 @@ def test_paths_with_markup_are_printed_as_they_are(tmp_path: Path) -> None:
     result = bench("compare", str(odd), str(odd))
     assert result.returncode == 0, result.stderr
     assert "[/x]results" in result.stdout
+
+
+def test_console_text_has_no_markup_or_control_sequences() -> None:
+    from rich.console import Console
+
+    from bench.report.text import for_console
+
+    console = Console(record=True, width=200)
+    console.print(for_console("\x1b[2J\x1b[31m[/x] [bold]label\x07"))
+    assert console.export_text().strip() == "[/x] [bold]label"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from bench.records import RunRecord
 from bench.report.markdown import cell
 from bench.report.table import build_tables
+from bench.report.text import for_console
 
 
 def print_summary(records: list[RunRecord], console: Console) -> None:
@@ -16,15 +16,15 @@ def print_summary(records: list[RunRecord], console: Console) -> None:
     columns), with deltas."""
     for table in build_tables(records):
         keep = [c for c in table.columns if c.in_summary]
-        grid = Table(title=escape(table.title), title_justify="left")
+        grid = Table(title=for_console(table.title), title_justify="left")
         grid.add_column("compressor", no_wrap=True)
         grid.add_column("status")
         for col in keep:
             grid.add_column(col.title, justify="right")
         for _, row in table.rows.iterrows():
             ok = row["status"] == "ok"
-            cells = [escape(cell(row, c)) if ok else "–" for c in keep]
-            grid.add_row(escape(str(row["compressor"])), str(row["status"]), *cells)
+            cells = [for_console(cell(row, c)) if ok else "–" for c in keep]
+            grid.add_row(for_console(str(row["compressor"])), str(row["status"]), *cells)
         console.print(grid)
         for failure in table.failures:
-            console.print(f"  [red]{escape(failure)}[/red]")
+            console.print(f"  [red]{for_console(failure)}[/red]")

@@ -18,3 +18,10 @@ def plain(text: str) -> str:
 def spreadsheet_safe(text: str) -> str:
     """A CSV cell that spreadsheets will not evaluate as a formula."""
     return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def for_console(text: str) -> str:
+    """`text` for rich: no control sequences, and brackets shown as they are, never read as markup."""
+    from rich.markup import escape
+
+    return escape(plain(text))
