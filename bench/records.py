@@ -71,11 +71,8 @@ class Memory(BaseModel):
     compress_peak: int | None = None
     steady_peak: int | None = None
     """Peak while timing and evaluating the compressed model (the larger of the two phases' peaks)."""
-    latency_peak: int | None = None
-    """Peak while timing, at the run's own shape: the memory figure that compares like with like."""
-    evaluate_peak: int | None = None
-    """Peak while scoring accuracy, at `evaluate_batch_size` inputs per call."""
     evaluate_batch_size: int | None = None
+    """Inputs per call while scoring accuracy: the batch of `phase_peaks["evaluate"]`."""
     process_max_rss: int
     phase_peaks: dict[str, int] = Field(default_factory=dict)
     """Sampled peak of every phase (load, compress, latency, evaluate)."""

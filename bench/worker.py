@@ -170,8 +170,6 @@ def _memory(sampler: RssSampler, rss_start: int, device: str, eval_batch: int | 
         load_peak=sampler.peaks.get("load"),
         compress_peak=sampler.peaks.get("compress"),
         steady_peak=max(steady) if steady else None,
-        latency_peak=sampler.peaks.get("latency"),
-        evaluate_peak=sampler.peaks.get("evaluate"),
         evaluate_batch_size=eval_batch if "evaluate" in sampler.peaks else None,
         process_max_rss=max_rss_bytes(),
         phase_peaks=dict(sampler.peaks),

@@ -42,37 +42,34 @@ class ArrayModel(ModelHandle):
         yield "weight", self.weight
 
 
-class HalveConfig(PluginConfig):
-    factor: int = 2
+class CastWeights(Compressor):
+    """Stores the weight in `dtype`; when `proves`, its proof is that dtype (else it claims success)."""
 
-
-class Int8Weights(Compressor):
-    """Stores the weight as int8; its proof is the dtype."""
-
-    name = "test-int8"
+    name = "test-cast"
     requires = frozenset()
+
+    def __init__(self, dtype: type[np.generic], proves: bool) -> None:
+        super().__init__(PluginConfig())
+        self.dtype, self.proves = dtype, proves
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         assert isinstance(model, ArrayModel)
-        return ArrayModel(model.weight.astype(np.int8))
+        return ArrayModel(model.weight.astype(self.dtype))
 
     def verify(self, before: Census, after: ModelHandle) -> Verification:
         dtypes = take_census(after.tensors()).dtypes
-        return Verification(passed="int8" in dtypes, summary=f"dtypes {sorted(dtypes)}")
+        if not self.proves:
+            return Verification(passed=True, summary="exported")
+        return Verification(passed=np.dtype(self.dtype).name in dtypes, summary=f"dtypes {sorted(dtypes)}")
 
 
-class BackToFloat(Compressor):
+def int8_weights() -> CastWeights:
+    return CastWeights(np.int8, proves=True)
+
+
+def back_to_float() -> CastWeights:
     """A later step that silently undoes int8 (as an export to float would)."""
-
-    name = "test-float"
-    requires = frozenset()
-
-    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
-        assert isinstance(model, ArrayModel)
-        return ArrayModel(model.weight.astype(np.float32))
-
-    def verify(self, before: Census, after: ModelHandle) -> Verification:
-        return Verification(passed=True, summary="exported")
+    return CastWeights(np.float32, proves=False)
 
 
 class ReturnsNone(Compressor):
@@ -121,24 +118,24 @@ def model() -> ArrayModel:
 
 
 def test_a_claim_undone_by_a_later_step_fails_the_chain(tmp_path: Path) -> None:
-    steps = [Step("test-int8", Int8Weights(PluginConfig())), Step("test-float", BackToFloat(PluginConfig()))]
+    steps = [Step("test-int8", int8_weights()), Step("test-float", back_to_float())]
     _, verdict = apply_chain(model(), steps, context(tmp_path))
     assert not verdict.passed
     assert "test-int8: undone by a later step" in verdict.summary
 
 
 def test_a_claim_that_survives_the_chain_passes(tmp_path: Path) -> None:
-    steps = [Step("test-float", BackToFloat(PluginConfig())), Step("test-int8", Int8Weights(PluginConfig()))]
+    steps = [Step("test-float", back_to_float()), Step("test-int8", int8_weights())]
     final, verdict = apply_chain(model(), steps, context(tmp_path))
     assert verdict.passed and verdict.proven and take_census(final.tensors()).dtypes == {"int8": 8}
 
 
 def test_an_expected_undo_is_a_note_not_a_failure(tmp_path: Path) -> None:
-    class Tolerant(Int8Weights):
+    class Tolerant(CastWeights):
         claim_survives_chain = False
 
     ctx = context(tmp_path)
-    steps = [Step("test-int8", Tolerant(PluginConfig())), Step("test-float", BackToFloat(PluginConfig()))]
+    steps = [Step("test-int8", Tolerant(np.int8, proves=True)), Step("test-float", back_to_float())]
     _, verdict = apply_chain(model(), steps, ctx)
     assert verdict.passed and any("undone by a later step" in n for n in ctx.notes)
 
