@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from bench import __version__
 from bench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BenchError, SuiteWarning
+from bench.interrupts import Interrupted, say
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -162,7 +163,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`bench run SUITE`."""
 
-    from bench.records import Status
+    from bench.interrupts import interruptible
     from bench.report.console import print_summary
     from bench.runner import RunOptions, run_suite
 
@@ -181,10 +182,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())
     console.print(f"[bold]{resolved.suite.name}[/bold]: model {model}, data {data}", highlight=False)
-    outcomes = run_suite(resolved, options, console)
+    with interruptible():
+        outcomes = run_suite(resolved, options, console)
     print_summary([o.record for o in outcomes], console)
-    failed = [o for o in outcomes if o.record.status in (Status.ERROR, Status.TIMEOUT)]
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if any(o.record.status.failed for o in outcomes) else EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -318,8 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Interrupted as exc:
+        say(f"bench: stopped by {exc.name}; the records stored are kept, and the same command resumes the rest")
+        return exc.exit_code
     except KeyboardInterrupt:
-        print("bench: interrupted; records already stored are kept", file=sys.stderr)
+        say("bench: interrupted; records already stored are kept")
         return EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get("BENCH_DEBUG"):

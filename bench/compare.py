@@ -101,7 +101,7 @@ def conditions(r: RunRecord) -> dict[str, str]:
     )
     return {
         "mode": "quick" if s.quick else "full",
-        "measurement": json.dumps(s.measurement.model_dump(), sort_keys=True),
+        "measurement": json.dumps(s.measurement.conditions(), sort_keys=True),
         "threads": str(s.threads),
         "seed": str(s.seed),
         "model": json.dumps(

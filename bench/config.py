@@ -173,6 +173,16 @@ class MeasurementConfig(StrictModel):
     )
     memory_interval_ms: PositiveFloat = 10.0
     timeout_s: PositiveFloat = 3600.0
+    max_rss_gb: PositiveFloat | None = Field(
+        default=None,
+        description="the memory watchdog's limit on a run's resident memory (all its processes), in GB; "
+        "a run that passes it is stopped and stored as `oom`; default: 80% of the machine's RAM",
+    )
+
+    def conditions(self) -> dict[str, object]:
+        """The settings that shape the figures (run keys and `compare` use these): the watchdog's limit is
+        a safety net, not a condition of the measurement."""
+        return self.model_dump(exclude={"max_rss_gb"})
 
     def latency_settings(self) -> LatencySettings:
         """What the latency loop needs of these settings."""

@@ -108,7 +108,7 @@ def expand(
             "sequence_length": seq_len,
             "seed": suite.seed,
             "quick": quick,
-            "measurement": measurement.model_dump(),
+            "measurement": measurement.conditions(),
             "threads": threads,
         }
         group = _digest(group_payload)[:12]

@@ -39,7 +39,14 @@ class Status(str, Enum):
     OK = "ok"
     ERROR = "error"
     TIMEOUT = "timeout"
+    OOM = "oom"
+    """Killed by bench's memory watchdog: the worker's process tree passed `measurement.max_rss_gb`."""
     SKIPPED = "skipped"
+
+    @property
+    def failed(self) -> bool:
+        """Whether the run failed (an error, a timeout or a memory kill), as opposed to ok or skipped."""
+        return self in (Status.ERROR, Status.TIMEOUT, Status.OOM)
 
 
 class Accuracy(BaseModel):
@@ -100,7 +107,14 @@ class ErrorInfo(BaseModel):
     location: str | None = None
     """`file:line` of the innermost frame in the plugin's own code, when the error passed through it."""
     log: str | None = None
-    """The run's log file (its whole output)."""
+    """The run's log file (its output, capped: see docs/records.md)."""
+    signal: str | None = None
+    """The signal that ended the worker (SIGSEGV, SIGABRT, SIGKILL...), when one did."""
+    exit_code: int | None = None
+    """The worker's exit status, when it exited without a record."""
+    peak_rss: int | None = None
+    """Bytes: the launcher's sampled peak of the resident memory of the worker's processes, when the worker
+    wrote no record (an `oom` run: the peak the watchdog saw)."""
 
     def describe(self) -> str:
         """One line: phase, exception type and message, where, and the log (records older than schema 2
@@ -108,7 +122,8 @@ class ErrorInfo(BaseModel):
         if self.phase is None and self.log is None:
             return self.message
         text = f"{self.phase}: " if self.phase else ""
-        text += self.message if self.type in ("UnsupportedHere", "timeout", "error") else f"{self.type}: {self.message}"
+        plain = ("UnsupportedHere", "timeout", "error", "oom", "crash", "contract")
+        text += self.message if self.type in plain else f"{self.type}: {self.message}"
         if self.location:
             text += f" (at {self.location})"
         if self.log:
@@ -198,11 +213,21 @@ def migrate(data: dict[str, Any], path: Path | str = "record") -> dict[str, Any]
     return data
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the whole new one, never a part."""
+    """Write `text` to `path` so that readers see the old file or the whole new one, never a part. The file
+    gets the mode a plain `open` would give it (0666 less the umask), not the temporary file's 0600, so that
+    a shared results folder stays readable."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import __version__
 from bench.environment import Environment, capture, default_threads, machine_name
-from bench.launchers.local import launch, log_tail
+from bench.failure import dumped_stack, registered_files
+from bench.folder_lock import folder_lock
+from bench.launchers.local import LaunchResult, Limits, launch, log_tail, reap
 from bench.plan import RunSpec, expand, results_folder
+from bench.progress import Progress as WorkerProgress
+from bench.progress import read_progress
 from bench.records import (
     PREDICTIONS_SUFFIX,
     ErrorInfo,
@@ -25,11 +32,14 @@ from bench.records import (
     save_record,
     supersede,
 )
+from bench.registry import COMPRESSORS, TASKS, PluginError
 from bench.report.text import for_console
 from bench.validate import ResolvedSuite
 from bench.worker import Job
 
 DONE_STATUSES = (Status.OK, Status.SKIPPED)
+DEFAULT_RAM_SHARE = 0.8
+"""The memory watchdog's default limit, as a share of the machine's RAM."""
 
 
 @dataclass
@@ -85,59 +95,155 @@ def same_machine(record: RunRecord, here: Environment) -> bool:
     return (record.environment.cpu_model, record.environment.logical_cores) == (here.cpu_model, here.logical_cores)
 
 
-def _failure_record(spec: RunSpec, status: Status, message: str, log: Path, wall_s: float) -> RunRecord:
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _signal_name(returncode: int | None) -> str | None:
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _failure(spec: RunSpec, result: LaunchResult, limit: int | None, phase: str | None) -> tuple[Status, ErrorInfo]:
+    """Status and error of a worker that ended without a record, from how it ended."""
+    where = f" in phase {phase}" if phase else ""
+    sig = _signal_name(result.returncode)
+    code = result.returncode if sig is None else None
+    if result.memory_killed:
+        status, kind = Status.OOM, "oom"
+        message = (
+            f"stopped by the memory watchdog{where}: its processes reached {result.peak_rss / 1e9:.2f} GB, "
+            f"past the limit of {(limit or 0) / 1e9:.2f} GB (measurement.max_rss_gb)"
+        )
+    elif result.timed_out:
+        status, kind = Status.TIMEOUT, "timeout"
+        message = f"timed out after {spec.measurement.timeout_s:g} s{where}"
+    elif result.returncode == 0:
+        status, kind = Status.ERROR, "contract"
+        message = (
+            f"the worker exited with status 0{where} without writing a record, which breaks the worker's "
+            "contract: something in the run ended the process early (os._exit or sys.exit in a plugin?)"
+        )
+    else:
+        status, kind = Status.ERROR, "crash"
+        how = f"killed by {sig}" if sig else f"exited with status {result.returncode}"
+        detail = f" ({signal.strsignal(-result.returncode)})" if sig and result.returncode is not None else ""
+        message = f"the worker was {how}{detail}{where} without writing a record; its log holds the Python stack"
+    error = ErrorInfo(type=kind, message=message, phase=phase, signal=sig, exit_code=code, peak_rss=result.peak_rss)
+    return status, error
+
+
+def _plugin_targets(spec: RunSpec) -> list[str]:
+    targets = []
+    with contextlib.suppress(PluginError):
+        targets.append(TASKS.entry(spec.task.name).target)
+    for step in spec.compressor.steps:
+        with contextlib.suppress(PluginError):
+            targets.append(COMPRESSORS.entry(step.name).target)
+    return targets
+
+
+def _failure_record(
+    spec: RunSpec, result: LaunchResult, limit: int | None, progress: WorkerProgress | None, log: Path
+) -> RunRecord:
+    """The record of a worker that wrote none: how it ended, and what its progress file says it reached."""
+    phase = progress.phase if progress else None
+    status, error = _failure(spec, result, limit, phase)
+    tail = log_tail(log, 64_000)
+    stack = dumped_stack(tail, registered_files(_plugin_targets(spec)))
+    if stack is not None:
+        error.traceback_tail = f"{stack[0]}\n\n[end of the log]\n{tail[-1500:]}"
+        error.location = stack[1]
+    else:
+        error.traceback_tail = tail[-4000:]
+    error.log = str(log)
+    finished = datetime.now(timezone.utc)
+    started = progress.started_at if progress else (finished - timedelta(seconds=result.wall_s)).isoformat("seconds")
+    notes = [f"the log dropped {result.log_dropped_bytes:,} bytes of output (kept: its head and tail)"]
     return RunRecord(
         status=status,
         spec=spec,
         machine=machine_name(),
         bench_version=__version__,
-        started_at=stamp,
-        finished_at=stamp,
-        wall_s=wall_s,
-        error=ErrorInfo(type=status.value, message=message, traceback_tail=log_tail(log), log=str(log)),
+        started_at=started,
+        finished_at=finished.isoformat(timespec="seconds"),
+        wall_s=result.wall_s,
+        phases_s=progress.phases_s if progress else {},
+        environment=(progress.environment if progress else None) or capture(threads=spec.threads, seed=spec.seed),
+        notes=notes if result.log_dropped_bytes else [],
+        error=error,
     )
+
+
+def memory_limit(spec: RunSpec) -> int:
+    """The watchdog's limit in bytes: the suite's `max_rss_gb`, or a share of this machine's RAM."""
+    if spec.measurement.max_rss_gb is not None:
+        return int(spec.measurement.max_rss_gb * 1e9)
+    return int(DEFAULT_RAM_SHARE * psutil.virtual_memory().total)
 
 
 def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
-    """Launch one run in a fresh process; store a record whatever happens to it."""
+    """Launch one run in a fresh process; store a record whatever happens to it, except a stop signal to
+    `bench run` itself: then nothing is stored, so that the same command runs it again."""
     workdir = folder / ".work" / spec.key
     workdir.mkdir(parents=True, exist_ok=True)
-    baseline_predictions = folder / f"{baseline_key}{PREDICTIONS_SUFFIX}" if baseline_key else None
-    log_path = folder / ".logs" / f"{spec.key}.log"
-    job = Job(
-        spec=spec,
-        folder=str(folder),
-        baseline_predictions=str(baseline_predictions) if baseline_predictions else None,
-        log_path=str(log_path),
-    )
-    job_path = workdir / "job.json"
-    job_path.write_text(job.model_dump_json(indent=2), encoding="utf-8")
-    path = record_path(folder, spec.key)
-    supersede(folder, spec.key, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
-    # Everything local: keep the Hugging Face libraries from looking up the hub (a hang when offline).
-    local = spec.model_source.local and spec.dataset_source.local
-    offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
-    result = launch(job_path, log_path, spec.measurement.timeout_s, spec.threads, offline)
-    record = _stored(path)
-    if record is None:
-        if result.timed_out:
-            status, message = Status.TIMEOUT, f"timed out after {spec.measurement.timeout_s:g} s"
-        else:
-            status, message = (
-                Status.ERROR,
-                f"worker process died (exit code {result.returncode}) without a record",
-            )
-        record = _failure_record(spec, status, message, log_path, result.wall_s)
-        save_record(record, folder)
-    shutil.rmtree(workdir, ignore_errors=True)
-    return record
+    try:
+        baseline_predictions = folder / f"{baseline_key}{PREDICTIONS_SUFFIX}" if baseline_key else None
+        log_path = folder / ".logs" / f"{spec.key}.log"
+        job = Job(
+            spec=spec,
+            folder=str(folder),
+            baseline_predictions=str(baseline_predictions) if baseline_predictions else None,
+            log_path=str(log_path),
+        )
+        job_path = workdir / "job.json"
+        job_path.write_text(job.model_dump_json(indent=2), encoding="utf-8")
+        path = record_path(folder, spec.key)
+        supersede(folder, spec.key, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ"))
+        # Everything local: keep the Hugging Face libraries from looking up the hub (a hang when offline).
+        local = spec.model_source.local and spec.dataset_source.local
+        offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
+        limit = memory_limit(spec)
+        result = launch(job_path, log_path, Limits(spec.measurement.timeout_s, limit), spec.threads, offline)
+        record = _stored(path)
+        if record is None:
+            record = _failure_record(spec, result, limit, read_progress(workdir), log_path)
+            save_record(record, folder)
+        return record
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def clean_work(folder: Path, console: Console) -> None:
+    """Stop what a killed `bench run` left running in this folder and remove its work folders. Called with
+    the folder's lock held, so no work folder here belongs to a live run."""
+    work = folder / ".work"
+    if not work.is_dir():
+        return
+    stale = [p for p in work.iterdir() if p.is_dir()]
+    stopped = sum(reap(p) for p in stale)
+    size = sum(f.stat().st_size for p in stale for f in p.rglob("*") if f.is_file())
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    if stale:
+        console.print(
+            f"  [yellow]cleaned up after an interrupted run:[/yellow] removed {len(stale)} work folder(s) "
+            f"({size / 1e6:.1f} MB), stopped {stopped} leftover process(es)"
+        )
 
 
 def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) -> list[Outcome]:
     """Run (or reuse) every run of the suite, baselines first, with a progress display."""
     specs = plan(resolved, options)
     folder = results_folder(options.results_dir, machine_name(), resolved.suite.name)
+    with folder_lock(folder) as killed:
+        if killed is not None:
+            console.print(f"  [yellow]resuming:[/yellow] the last run here ({for_console(killed)}) was killed")
+        clean_work(folder, console)
+        return _run_specs(specs, folder, options, console)
+
+
+def _run_specs(specs: list[RunSpec], folder: Path, options: RunOptions, console: Console) -> list[Outcome]:
     baselines = {s.group: s.key for s in specs if s.is_baseline}
     here = capture()
     if options.only:
@@ -171,7 +277,7 @@ def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) ->
             record = run_one(spec, folder, baseline_key)
             outcomes.append(Outcome(record, reused=False))
             console.print(f"  {_status_mark(record.status)}  {for_console(label)}  [dim]({record.wall_s:.0f} s)[/dim]")
-            if record.status != Status.OK and record.error is not None:
+            if record.status not in DONE_STATUSES and record.error is not None:
                 console.print(f"           {for_console(record.error.describe())}", highlight=False)
             progress.advance(bar)
     return outcomes
@@ -183,4 +289,5 @@ def _status_mark(status: Status) -> str:
         Status.SKIPPED: "[yellow]skipped[/yellow]",
         Status.ERROR: "[red]error[/red]  ",
         Status.TIMEOUT: "[red]timeout[/red]",
+        Status.OOM: "[red]oom[/red]    ",
     }[status]

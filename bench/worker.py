@@ -9,9 +9,11 @@ each returning its typed part of the record.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import random
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -33,7 +35,9 @@ from bench.measure.contention import BUSY_THRESHOLD, CpuContention
 from bench.measure.latency import LatencyResult
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.size import measure_saved
+from bench.orphan import die_with_parent
 from bench.plan import RunSpec
+from bench.progress import Progress, write_progress
 from bench.records import (
     PREDICTIONS_SUFFIX,
     Accuracy,
@@ -114,11 +118,20 @@ class Run:
         """Time a phase (and attribute its memory samples to it)."""
         start = time.perf_counter()
         self.phase_now = name
+        self.report_progress()
         try:
             with self.sampler.phase(name) if sample else contextlib.nullcontext():
                 yield
         finally:
             self.phases[name] = time.perf_counter() - start
+
+    def report_progress(self) -> None:
+        """Tell the launcher how far the run got, in case it dies without a record."""
+        progress = Progress(
+            started_at=self.started_at, phase=self.phase_now, phases_s=self.phases, environment=self.parts.environment
+        )
+        with contextlib.suppress(OSError):
+            write_progress(self.workdir, progress)
 
     def record(self, status: Status, error: ErrorInfo | None, memory: Memory | None) -> RunRecord:
         """The record as it stands."""
@@ -234,6 +247,7 @@ def setup(run: Run) -> Task:
             raise UnsupportedHere("no CUDA device on this machine")
     set_threads_and_seed(spec.threads, spec.seed)
     run.parts.environment = capture(threads=spec.threads, seed=spec.seed)  # now with GPUs
+    run.report_progress()
     if spec.device.startswith("cuda"):
         import torch
 
@@ -399,6 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m bench.worker JOB.json", file=sys.stderr)
         return 2
+    parent = os.environ.get("BENCH_PARENT_PID")
+    die_with_parent(int(parent) if parent and parent.isdigit() else None)
+    # a crash (SIGSEGV, SIGABRT...) or the launcher's SIGTERM leaves every thread's Python stack in the log
+    faulthandler.enable(all_threads=True)
+    faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
     job = Job.model_validate(json.loads(Path(args[0]).read_text(encoding="utf-8")))
     record = execute(job)
     if record.status == Status.ERROR and record.error is not None:
