@@ -27,6 +27,9 @@ class Int8StaticConfig(PluginConfig):
 
     calibration_samples: PositiveInt = 64
     """Training-split examples whose activations set the ranges (never evaluation examples)."""
+    calibration_shard: PositiveInt = 8
+    """Inputs whose activations are held in memory at once: ranges (or histograms) are collected shard by
+    shard and merged, so the memory of calibration does not grow with calibration_samples."""
     method: Literal["minmax", "entropy", "percentile"] = "percentile"
     percentile: float = Field(99.999, gt=90.0, le=100.0)
     """For method=percentile: the activation percentile kept in range."""
@@ -62,16 +65,29 @@ def activation_matmuls(graph: Any) -> list[str]:
 
 
 class _Reader:
-    """onnxruntime's CalibrationDataReader protocol over recorded model inputs (numpy arrays)."""
+    """onnxruntime's CalibrationDataReader protocol over recorded model inputs (numpy arrays), with the
+    `set_range` that lets the quantizer calibrate shard by shard."""
 
     def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self._rows = rows
         self._items: Iterator[dict[str, Any]] = iter(rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._items = iter(self._rows[start_index:end_index])
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self._items, None)
 
-    def rewind(self) -> None:  # pragma: no cover - not used by the calibrators we call
-        raise NotImplementedError
+    def rewind(self) -> None:
+        self._items = iter(self._rows)
+
+
+def shard_size(total: int, most: int) -> int:
+    """The largest shard of at most `most` inputs that divides `total` (the quantizer needs equal shards)."""
+    return max(size for size in range(1, min(most, total) + 1) if total % size == 0)
 
 
 class Int8Static(ToOnnxRuntime):
@@ -162,7 +178,11 @@ class Int8Static(ToOnnxRuntime):
             "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile,
         }[chosen]
-        extra: dict[str, Any] = {}
+        shard = shard_size(len(rows), self.config.calibration_shard)
+        ctx.facts["calibration_shard"] = shard
+        # ONNX Runtime holds every calibration input's activations until it reduces them: in shards, at most
+        # `shard` inputs' worth (the option is named for min/max, but it shards every calibrator)
+        extra: dict[str, Any] = {"CalibStridedMinMax": shard}
         if chosen == "percentile":
             extra["CalibPercentile"] = self.config.percentile
         quantize_static(

@@ -151,3 +151,30 @@ def test_a_pytorch_step_after_an_onnx_step_is_a_clear_error(tiny_run: TinyRun) -
     onnx_model, _, _, _ = apply(tiny_run, "onnx")
     with pytest.raises(TypeError, match="prune-magnitude needs an eager PyTorch model, got a onnxruntime one"):
         COMPRESSORS.load("prune-magnitude").from_mapping({}).compress(onnx_model, tiny_run.context())
+
+
+def test_int8_static_calibrates_in_shards_to_the_same_ranges(tiny_run: TinyRun, tmp_path: Path) -> None:
+    """Min/max ranges merged shard by shard equal those of one pass over every input."""
+    import onnx
+    from onnx import numpy_helper
+
+    def scales(shard: int) -> dict[str, Any]:
+        config = {"method": "minmax", "calibration_samples": 6, "calibration_shard": shard}
+        out, verdict, ctx, _ = apply(tiny_run, "int8-static", config)
+        assert verdict.passed, verdict.summary
+        used = ctx.facts["calibration_shard"]
+        assert used == 1 if shard == 1 else used > 1  # 1000: one pass over every input
+        (path,) = [p for p in out.save(tmp_path / f"shard{shard}") if p.suffix == ".onnx"]
+        graph = onnx.load(str(path)).graph
+        return {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.name.endswith("_scale")}
+
+    one_pass, sharded = scales(1000), scales(1)
+    assert one_pass.keys() == sharded.keys() and one_pass
+    assert all((one_pass[k] == sharded[k]).all() for k in one_pass)
+
+
+@pytest.mark.parametrize(("total", "most", "size"), [(64, 8, 8), (6, 4, 3), (7, 4, 1), (3, 8, 3)])
+def test_calibration_shards_divide_the_inputs(total: int, most: int, size: int) -> None:
+    from compressors.int8_static import shard_size
+
+    assert shard_size(total, most) == size
