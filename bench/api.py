@@ -158,6 +158,10 @@ class CompressContext:
     """The first `n` (or all) examples of the task's training split, for compressors that train."""
     cache_dir: Path
     """A persistent folder for artefacts worth keeping between runs (trained students)."""
+    training_source: Source | None = None
+    """Where `training_examples` and `calibration_data` read the training split (cache keys name it)."""
+    model_revision: str | None = None
+    """The suite's revision of a hub model (None: the default branch, or a local folder)."""
     chain_before: tuple[str, ...] = ()
     """The steps applied before this one in a chain, as canonical JSON of name and config (cache keys)."""
     notes: list[str] = field(default_factory=list)

@@ -325,6 +325,8 @@ def build_context(
         calibration_data=calibration_data,
         training_examples=training_examples,
         cache_dir=cache_dir(),
+        training_source=calibration,
+        model_revision=spec.model.revision,
     )
 
 

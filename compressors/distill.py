@@ -1,7 +1,8 @@
 """Distillation: a student made from some of the teacher's layers, trained to match the teacher's outputs
 (soft targets at a temperature) and the task's hard labels, on the task's training split.
 
-Trained students are cached by the hash of everything that determines them, so re-runs do not retrain.
+Trained students are cached by the hash of everything that determines them (the teacher's content, the
+training examples, the settings), so re-runs do not retrain; an entry appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +20,13 @@ from typing import Any
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.datadir import Source
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
+
+MARKER = "training.json"
+"""Written last into a cache entry: the training facts."""
 
 
 class DistillConfig(PluginConfig):
@@ -108,12 +115,38 @@ def make_student(teacher: Any, keep: list[int]) -> Any:
     return student
 
 
-def _fingerprint(source: str) -> str:
-    """Identity of the teacher: its local files' names, sizes and times, or the hub id."""
-    path = Path(source)
+def content_identity(source: Source, revision: str | None) -> str:
+    """Identity of a model: the SHA-256 of a local folder's files (names and bytes), or the hub id and its
+    revision (a branch name such as the default is not a pinned identity, and says so)."""
+    path = Path(source.location)
     if not path.is_dir():
-        return source
-    return json.dumps(sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in path.iterdir() if p.is_file()))
+        return f"{source.location}@{revision or 'default-branch (unpinned)'}"
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def examples_identity(examples: list[dict[str, Any]]) -> str:
+    """SHA-256 of the training examples themselves (ids and content, in order)."""
+    canonical = json.dumps(examples, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def publish_atomically(build: Path, target: Path) -> None:
+    """Move a finished cache entry into place in one rename: readers see all of it or none of it. A
+    concurrent run that got there first wins; a partial entry left by an older bench is replaced."""
+    if target.is_dir() and not (target / MARKER).is_file():
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.rename(build, target)
+    except OSError:
+        if not (target / MARKER).is_file():
+            raise
+        shutil.rmtree(build, ignore_errors=True)
 
 
 class Distill(Compressor):
@@ -126,19 +159,25 @@ class Distill(Compressor):
     requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
     config: DistillConfig
 
-    def cache_key(self, ctx: CompressContext) -> str:
-        """Hash of everything that determines the trained student."""
+    def cache_key(self, ctx: CompressContext, examples: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """Hash of everything that determines the trained student, and what it covers."""
+        training = ctx.training_source
         payload: dict[str, Any] = {
             "config": self.config.model_dump(),
-            "teacher": ctx.model_source.location,
-            "teacher_files": _fingerprint(ctx.model_source.location),
+            "teacher": content_identity(ctx.model_source, ctx.model_revision),
             "task": ctx.task.name,
             "task_options": ctx.task.config.model_dump(),
-            "version": 4,
+            "training": {
+                "file": training.location if training is not None else None,
+                "split": ctx.calibration_split,
+                "ids": hashlib.sha256(json.dumps([str(e.get("id")) for e in examples]).encode()).hexdigest(),
+                "content": examples_identity(examples),
+            },
+            "version": 5,
         }
         if ctx.chain_before:  # the teacher is what the earlier steps of the chain made of the model
             payload["chain_before"] = list(ctx.chain_before)
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16], payload
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
 
@@ -146,28 +185,35 @@ class Distill(Compressor):
         owner, attr, _ = _blocks(model.module)
         teacher_layers = len(getattr(owner, attr))
         keep = student_layers(teacher_layers, self.config)
-        key = self.cache_key(ctx)
+        examples = ctx.training_examples(self.config.train_examples)
+        key, identity = self.cache_key(ctx, examples)
         cached = ctx.cache_dir / "students" / key
-        ctx.facts.update({"student_layers": keep, "teacher_layers": teacher_layers, "cache_key": key})
-        if (cached / "training.json").is_file():
+        ctx.facts.update(
+            {"student_layers": keep, "teacher_layers": teacher_layers, "cache_key": key, "cache_identity": identity}
+        )
+        if (cached / MARKER).is_file():
             student_cls: Any = type(model.module)
             student = student_cls.from_pretrained(cached).to(model.device).eval()
-            ctx.facts.update(json.loads((cached / "training.json").read_text()), cached=True)
+            ctx.facts.update(json.loads((cached / MARKER).read_text()), cached=True)
             return TorchModel(student, model.tokenizer, model.device)
         student = make_student(model.module, keep)
-        facts = self.train(model, student, ctx)
-        student.save_pretrained(cached)
-        (cached / "training.json").write_text(json.dumps(facts, indent=2))
+        facts = self.train(model, student, examples, ctx)
+        build = cached.with_name(f".{key}.{os.getpid()}.partial")
+        shutil.rmtree(build, ignore_errors=True)
+        student.save_pretrained(build)
+        (build / MARKER).write_text(json.dumps(facts, indent=2))
+        publish_atomically(build, cached)
         ctx.facts.update(facts, cached=False)
         return TorchModel(student.eval(), model.tokenizer, model.device)
 
-    def train(self, teacher: TorchModel, student: Any, ctx: CompressContext) -> dict[str, Any]:
-        """Train `student` in place; return the training facts (steps, time, losses)."""
+    def train(
+        self, teacher: TorchModel, student: Any, examples: list[dict[str, Any]], ctx: CompressContext
+    ) -> dict[str, Any]:
+        """Train `student` in place on `examples`; return the training facts (steps, time, losses)."""
         import torch
 
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        examples = ctx.training_examples(cfg.train_examples)
         batches = ctx.task.train_batches(teacher, examples, cfg.max_seq_length, cfg.batch_size)
         if not batches:
             raise ValueError("distill: the training split gave no training batches")

@@ -178,3 +178,42 @@ def test_calibration_shards_divide_the_inputs(total: int, most: int, size: int) 
     from compressors.int8_static import shard_size
 
     assert shard_size(total, most) == size
+
+
+def test_distill_cache_key_follows_teacher_content_and_training_data(tiny_run: TinyRun, tmp_path: Path) -> None:
+    import dataclasses
+    import shutil
+
+    from bench.datadir import Source
+
+    distill = COMPRESSORS.load("distill").from_mapping({"num_layers": 1})
+    ctx = tiny_run.context()
+    examples = ctx.training_examples(8)
+    key, identity = distill.cache_key(ctx, examples)
+    assert identity["training"]["split"] == "train" and identity["teacher"].startswith("sha256:")
+    assert distill.cache_key(ctx, examples)[0] == key  # stable
+
+    changed = [dict(e) for e in examples]
+    changed[0]["question"] = str(changed[0]["question"]) + " really?"
+    assert distill.cache_key(ctx, changed)[0] != key  # same ids, other content
+    assert distill.cache_key(ctx, examples[:-1])[0] != key
+    elsewhere = dataclasses.replace(ctx, training_source=Source(str(tmp_path / "other.json"), True))
+    assert distill.cache_key(elsewhere, examples)[0] != key
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_run.source.location, teacher)
+    copied = dataclasses.replace(ctx, model_source=Source(str(teacher), True))
+    assert distill.cache_key(copied, examples)[0] == key  # the same content in another folder
+    with (teacher / "config.json").open("a") as fh:
+        fh.write("\n")
+    assert distill.cache_key(copied, examples)[0] != key
+
+
+def test_distill_ignores_a_cache_entry_without_its_marker(tiny_run: TinyRun) -> None:
+    config = {"num_layers": 1, "max_steps": 2, "batch_size": 4, "max_seq_length": 64}
+    _, _, ctx, _ = apply(tiny_run, "distill", config)
+    entry = ctx.cache_dir / "students" / ctx.facts["cache_key"]
+    (entry / "training.json").unlink()  # as a run killed while saving would leave it
+    _, _, again, _ = apply(tiny_run, "distill", config)
+    assert not again.facts["cached"] and (entry / "training.json").is_file()
+    assert not list(entry.parent.glob(".*partial"))
