@@ -42,8 +42,12 @@ def _raise(signum: int, _frame: FrameType | None) -> None:
 
 
 def _install(handler: Handler) -> dict[int, Handler]:
+    """Handle each signal that is not ignored: `nohup` (SIGHUP) and background jobs of a non-interactive
+    shell (SIGINT) ignore some on purpose, and they stay ignored."""
     previous: dict[int, Handler] = {}
     for sig in HANDLED:
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            continue
         try:
             previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread: signals stay as they are

@@ -257,7 +257,8 @@ def _run_specs(specs: list[RunSpec], folder: Path, options: RunOptions, console:
         console=console,
         transient=True,
     )
-    with progress:
+    progress.start()
+    try:
         bar = progress.add_task("runs", total=len(specs))
         for spec in specs:
             label = f"{spec.compressor.display_name} {spec.device} bs{spec.batch_size} seq{spec.sequence_length}"
@@ -280,6 +281,9 @@ def _run_specs(specs: list[RunSpec], folder: Path, options: RunOptions, console:
             if record.status not in DONE_STATUSES and record.error is not None:
                 console.print(f"           {for_console(record.error.describe())}", highlight=False)
             progress.advance(bar)
+    finally:
+        with contextlib.suppress(OSError):  # a terminal gone with SIGHUP must not hide why the run stopped
+            progress.stop()
     return outcomes
 
 

@@ -7,6 +7,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from bench.api import Task
 from bench.chain import Step, chain_problem
 from bench.config import SuiteConfig
@@ -86,6 +88,15 @@ def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) 
             check_readable(task, field, calibration, suite.task.calibration_split)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    limit = suite.measurement.max_rss_gb
+    ram = psutil.virtual_memory().total
+    if limit is not None and limit * 1e9 > ram:
+        warnings.warn(
+            f"{path}: measurement.max_rss_gb: {limit:g} GB is more than this machine's RAM ({ram / 1e9:.1f} GB): "
+            "the kernel's OOM killer may stop a run before the watchdog does",
+            SuiteWarning,
+            stacklevel=2,
+        )
     if not any(c.name == BASELINE and c.chain is None and not c.config for c in suite.compressors):
         warnings.warn(
             f"{path}: compressors: no `baseline` row: deltas and agreement need the uncompressed model",

@@ -154,3 +154,13 @@ def test_how_a_worker_ended_becomes_the_record(
     got, error = _failure(spec, result, 4_000_000_000, "compress")
     assert got == status and error.type == kind and words in error.message and "in phase compress" in error.message
     assert got.failed
+
+
+def test_an_ignored_signal_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup
+    try:
+        with interruptible():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGHUP, previous)

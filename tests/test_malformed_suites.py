@@ -110,3 +110,13 @@ def test_no_baseline_row_warns_and_several_suites_are_checked(
     assert code == 2
     assert f"bench: warning: {lonely}: compressors: no `baseline` row" in captured.err
     assert f"{lonely}: ok" in captured.out and f"bench: error: {broken}: seed" in captured.err
+
+
+def test_a_memory_limit_beyond_the_machine_warns(
+    tiny_model_dir: Path, tiny_squad_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    valid = BASE.replace("@MODEL@", str(tiny_model_dir)).replace("@DATA@", str(tiny_squad_dir))
+    greedy = tmp_path / "greedy.yaml"
+    greedy.write_text(valid + "measurement: {max_rss_gb: 100000}\n")
+    assert main(["validate", str(greedy)]) == 0
+    assert "measurement.max_rss_gb: 100000 GB is more than this machine's RAM" in capsys.readouterr().err

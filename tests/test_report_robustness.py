@@ -105,3 +105,13 @@ def test_console_text_has_no_markup_or_control_sequences() -> None:
     console = Console(record=True, width=200)
     console.print(for_console("\x1b[2J\x1b[31m[/x] [bold]label\x07"))
     assert console.export_text().strip() == "[/x] [bold]label"
+
+
+def test_a_record_without_environment_from_the_same_machine_is_one_machine() -> None:
+    from bench.report.provenance import provenance
+
+    records = load_records([GOLDEN / "records"]).records
+    bare = records[0].model_copy(update={"environment": None})
+    assert len(provenance([*records[1:], bare]).machines) == len(provenance(records).machines) == 1
+    other = bare.model_copy(update={"machine": "another-box"})
+    assert len(provenance([*records, other]).machines) == 2

@@ -34,7 +34,8 @@ def provenance(records: Sequence[RunRecord], skipped: Sequence[str] = ()) -> Pro
     """Summarize the environments of `records`, warning about mixed machines, versions or measurement
     modes; `skipped` lists the files that could not be read."""
     envs = [r.environment for r in records if r.environment]
-    machines = sorted({describe(e) for e in envs} | {r.machine for r in records if not r.environment})
+    described = {e.machine for e in envs}  # a record without an environment names its machine only
+    machines = sorted({describe(e) for e in envs} | {r.machine for r in records if not r.environment} - described)
     libraries: dict[str, list[str]] = {}
     for name in KEY_LIBRARIES:
         versions = sorted({e.libraries[name] for e in envs if name in e.libraries})
