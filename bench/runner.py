@@ -17,6 +17,7 @@ from bench import __version__
 from bench.environment import Environment, capture, default_threads, machine_name
 from bench.failure import dumped_stack, registered_files
 from bench.folder_lock import folder_lock
+from bench.interrupts import shielded
 from bench.launchers.local import LaunchResult, Limits, launch, log_tail, reap
 from bench.plan import RunSpec, expand, results_folder
 from bench.progress import Progress as WorkerProgress
@@ -158,7 +159,7 @@ def _failure_record(
         error.traceback_tail = tail[-4000:]
     error.log = str(log)
     finished = datetime.now(timezone.utc)
-    started = progress.started_at if progress else (finished - timedelta(seconds=result.wall_s)).isoformat("seconds")
+    started = progress.started_at if progress else (finished - timedelta(seconds=result.wall_s)).isoformat(timespec="seconds")
     notes = [f"the log dropped {result.log_dropped_bytes:,} bytes of output (kept: its head and tail)"]
     return RunRecord(
         status=status,
@@ -211,7 +212,8 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
             save_record(record, folder)
         return record
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        with shielded():
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def clean_work(folder: Path, console: Console) -> None:
