@@ -159,7 +159,8 @@ def _failure_record(
         error.traceback_tail = tail[-4000:]
     error.log = str(log)
     finished = datetime.now(timezone.utc)
-    started = progress.started_at if progress else (finished - timedelta(seconds=result.wall_s)).isoformat(timespec="seconds")
+    launched = (finished - timedelta(seconds=result.wall_s)).isoformat(timespec="seconds")
+    started = progress.started_at if progress else launched
     notes = [f"the log dropped {result.log_dropped_bytes:,} bytes of output (kept: its head and tail)"]
     return RunRecord(
         status=status,
