@@ -137,6 +137,16 @@ def tiny_squad_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def install_plugin(package: Path, target: Path) -> Path:
+    """Install a plugin package into `target` (put it on PYTHONPATH), as a user would install it."""
+    import subprocess
+    import sys
+
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+    subprocess.run([*pip, "--target", str(target), str(package)], check=True, capture_output=True)
+    return target
+
+
 def write_suite(path: Path, model_dir: Path, data_dir: Path, **overrides: object) -> Path:
     """A suite over the tiny model and data with very short measurement."""
     import yaml

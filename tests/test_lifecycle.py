@@ -19,7 +19,7 @@ from bench.launchers.local import PARENT_VARIABLE
 from bench.records import RunRecord, Status, load_records
 from bench.report.provenance import provenance
 
-from .conftest import REPO, write_suite
+from .conftest import REPO, install_plugin, write_suite
 
 pytestmark = pytest.mark.slow
 
@@ -37,27 +37,7 @@ MEASUREMENT = {
 @pytest.fixture(scope="module")
 def fault_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fault plugin package, installed as a user would install a plugin."""
-    target = tmp_path_factory.mktemp("fault-site")
-    build = tmp_path_factory.mktemp("fault-src")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(REPO / "tests" / "fault_plugin"),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=build,
-    )
-    return target
+    return install_plugin(REPO / "tests" / "fault_plugin", tmp_path_factory.mktemp("fault-site"))
 
 
 def bench_env(site: Path) -> dict[str, str]:

@@ -9,32 +9,14 @@ import pytest
 
 from bench.records import Status, load_record
 
-from .conftest import REPO, write_suite
+from .conftest import REPO, install_plugin, write_suite
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(REPO / "examples" / "bench-plugin-example"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+    return install_plugin(REPO / "examples" / "bench-plugin-example", tmp_path_factory.mktemp("site"))
 
 
 def bench_with(plugin: Path, *args: str) -> subprocess.CompletedProcess[str]:
