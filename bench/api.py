@@ -67,6 +67,36 @@ def validate_config(owner: str, config_class: type[PluginConfig], mapping: Mappi
         raise ConfigError(format_validation_error(exc, prefix=f"{owner}.", owner=config_class)) from None
 
 
+class ExecutedPrecision(BaseModel):
+    """The precision a model's arithmetic really executes in, read back from its runtime (never from a row's
+    name): how many compute operations (matrix products, fused kernels) run in each of f32, bf16, f16, int8
+    or int4."""
+
+    ops: dict[str, int]
+    source: str
+    """What was read: e.g. "openvino runtime graph", "onnxruntime optimized graph", "torch Linear layers"."""
+
+    @property
+    def total(self) -> int:
+        """Compute operations counted."""
+        return sum(self.ops.values())
+
+    def share(self, precision: str) -> float:
+        """The fraction of compute operations running in `precision`."""
+        return self.ops.get(precision, 0) / self.total if self.total else 0.0
+
+    @property
+    def main(self) -> str | None:
+        """The precision of most compute operations."""
+        return max(self.ops, key=lambda p: self.ops[p]) if self.ops else None
+
+    @property
+    def label(self) -> str:
+        """The precisions of at least 5% of the operations, most first: "f32", "int8+f32"."""
+        kept = sorted((p for p in self.ops if self.share(p) >= 0.05), key=lambda p: -self.ops[p])
+        return "+".join(kept) or "–"
+
+
 class ModelHandle(ABC):
     """A model ready to run: a runtime (eager PyTorch, ONNX Runtime, ...) plus its tokenizer.
 
@@ -99,6 +129,10 @@ class ModelHandle(ABC):
 
     def operators(self) -> dict[str, int] | None:
         """Operator census of the model's graph (op type -> count), or None for runtimes without a graph."""
+        return None
+
+    def executed_precision(self) -> ExecutedPrecision | None:
+        """What the runtime really executes (read back from it), or None where it cannot be read."""
         return None
 
     def synchronize(self) -> None:
@@ -185,6 +219,10 @@ class Compressor(ABC):
     """Whether it draws calibration or training examples: validation refuses a suite without that split."""
     requires: ClassVar[frozenset[Trait]] = frozenset({Trait.PYTORCH})
     """Traits the incoming model must have; checked along chains at validation."""
+    precision: ClassVar[str | None] = None
+    """The precision its output claims to execute in ("f32", "bf16", "f16", "int8", "int4"), checked against
+    what the runtime reports (a row that claims f32 and executes bf16 fails); None: no claim of its own (a
+    chain keeps the last claim made before it, as pruning keeps the precision of what it received)."""
     claim_survives_chain: ClassVar[bool] = True
     """Whether `verify` still holds on the final model of a chain; when False, a claim that a later step
     undid is reported as undone instead of failing the run."""

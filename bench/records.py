@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bench.api import Facts, Verification
+from bench.api import ExecutedPrecision, Facts, Verification
 from bench.environment import Environment
 from bench.errors import BenchError
 from bench.measure.census import Census
@@ -151,6 +151,8 @@ class RunRecord(BaseModel):
     memory: Memory | None = None
     size: Size | None = None
     verification: Verification | None = None
+    precision: ExecutedPrecision | None = None
+    """What the compressed model's arithmetic executes in, read back from its runtime (None: not readable)."""
     compression: Facts = Field(default_factory=dict)
     """What the compressors reported doing: calibration example ids, training time and loss, cache use."""
     notes: list[str] = Field(default_factory=list)

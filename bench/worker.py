@@ -24,7 +24,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bench import __version__
-from bench.api import Batch, CalibrationData, CompressContext, ModelHandle, Task, Verification
+from bench.api import (
+    Batch,
+    CalibrationData,
+    CompressContext,
+    ExecutedPrecision,
+    ModelHandle,
+    Task,
+    Verification,
+)
 from bench.chain import Step, apply_chain
 from bench.datadir import Source
 from bench.environment import Environment, capture, cpu_flags, machine_name
@@ -78,6 +86,7 @@ class RecordParts:
     model_info: Facts = field(default_factory=dict)
     compression: Facts = field(default_factory=dict)
     verification: Verification | None = None
+    precision: ExecutedPrecision | None = None
     size: Size | None = None
     latency: dict[str, LatencyResult] = field(default_factory=dict)
     accuracy: Accuracy | None = None
@@ -221,6 +230,7 @@ def _execute(run: Run) -> None:
         model, run.parts.verification = compress(run, task, model, source, census)
     with run.phase("save", sample=False):
         run.parts.size = save(run, model, census)
+        run.parts.precision = check_precision(run, model)
     with run.phase("prepare", sample=False):
         data = prepare(run, task, model)
     with run.phase("latency"):
@@ -344,6 +354,31 @@ def compress(
         run.parts.verification = verification
         raise CompressionNotApplied(f"{run.spec.compressor.display_name}: verification failed: {verification.summary}")
     return compressed, verification
+
+
+def precision_problem(claimed: str | None, executed: ExecutedPrecision | None) -> str | None:
+    """Why the executed precision contradicts the claim, or None (also when either is unknown)."""
+    if claimed is None or executed is None or not executed.total:
+        return None
+    counts = ", ".join(f"{n} {p}" for p, n in sorted(executed.ops.items(), key=lambda i: -i[1]))
+    if claimed in ("int8", "int4"):
+        if executed.ops.get(claimed):
+            return None
+        return f"claims {claimed} but no compute operation executes in {claimed} ({counts}; {executed.source})"
+    if executed.main == claimed:
+        return None
+    return f"claims {claimed} but executes {executed.label} ({counts}; {executed.source})"
+
+
+def check_precision(run: Run, model: ModelHandle) -> ExecutedPrecision | None:
+    """Read back what the runtime executes; a contradiction of the row's claim fails the run."""
+    executed = model.executed_precision()
+    claims = [step.compressor.precision for step in run.steps if step.compressor.precision is not None]
+    problem = precision_problem(claims[-1] if claims else None, executed)
+    if problem is not None:
+        run.parts.precision = executed
+        raise CompressionNotApplied(f"{run.spec.compressor.display_name}: {problem}")
+    return executed
 
 
 def save(run: Run, model: ModelHandle, census_before: Census) -> Size:

@@ -10,6 +10,7 @@ class Baseline(Compressor):
     """Returns the model unchanged."""
 
     name = "baseline"
+    precision = "f32"
     description = "the uncompressed model (reference for deltas and agreement)"
     requires = frozenset()
 

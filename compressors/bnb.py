@@ -76,6 +76,7 @@ class BnbInt8(_Bnb):
     """LLM.int8(): int8 weights with fp16 outlier columns."""
 
     name = "bnb-int8"
+    precision = "int8"
     description = "bitsandbytes LLM.int8() weights via transformers (CUDA)"
     Config = BnbConfig
     layer_type = "Linear8bitLt"
@@ -96,6 +97,7 @@ class BnbNf4(_Bnb):
     """4-bit NormalFloat weights, dequantized on the fly to the compute dtype."""
 
     name = "bnb-nf4"
+    precision = "int4"
     description = "bitsandbytes 4-bit NF4 weights via transformers (CUDA)"
     Config = Bnb4Config
     layer_type = "Linear4bit"

@@ -38,6 +38,7 @@ class Fp16(_Cast):
     """Half precision. On CPU only where the ISA has fp16 arithmetic; otherwise a skipped run."""
 
     name = "fp16"
+    precision = "f16"
     description = "cast weights to float16 and run in float16 (CUDA; CPU only with AVX512-FP16/AMX-FP16)"
     dtype_name = "float16"
 
@@ -51,6 +52,7 @@ class Bf16(_Cast):
     """bfloat16, on CPU (native with AVX512-BF16/AMX-BF16) and CUDA (compute capability 8.0+)."""
 
     name = "bf16"
+    precision = "bf16"
     description = "cast weights to bfloat16 and run in bfloat16 (CPU, CUDA)"
     dtype_name = "bfloat16"
 

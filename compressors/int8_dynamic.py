@@ -70,6 +70,7 @@ class Int8Dynamic(ToOnnxRuntime):
     """Quantize every nn.Linear to int8 weights with dynamic int8 activations (CPU)."""
 
     name = "int8-dynamic"
+    precision = "int8"
     description = "dynamic int8 quantization of Linear layers: PyTorch (default), torchao or ONNX Runtime (CPU)"
     Config = Int8DynamicConfig
     config: Int8DynamicConfig

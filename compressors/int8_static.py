@@ -96,6 +96,7 @@ class Int8Static(ToOnnxRuntime):
     """Static int8: weights and activations int8, activation scales fixed by calibration."""
 
     name = "int8-static"
+    precision = "int8"
     description = "ONNX Runtime static int8 (QDQ, percentile ranges), calibrated on the training split (CPU)"
     Config = Int8StaticConfig
     needs_training_split = True

@@ -18,6 +18,7 @@ class Onnx(ToOnnxRuntime):
     """Run the model in ONNX Runtime at fp32: its own row, to separate runtime gains from compression."""
 
     name = "onnx"
+    precision = "f32"
     description = "fp32 ONNX Runtime with graph optimizations (runtime change, no compression)"
     Config = OnnxConfig
     config: OnnxConfig

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.api import Batch, ModelHandle
+from bench.api import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
 # Operators that compute in 8-bit integers, in QOperator or dynamic form; QDQ graphs mark int8
@@ -137,6 +137,55 @@ def int8_operators(ops: Mapping[str, int]) -> int:
     return sum(n for op, n in ops.items() if op in INT8_OPERATORS)
 
 
+INT8_COMPUTE = frozenset(
+    {
+        "MatMulInteger",
+        "QLinearMatMul",
+        "DynamicQuantizeMatMul",
+        "MatMulIntegerToFloat",
+        "QGemm",
+        "QAttention",
+        "QLinearConv",
+        "ConvInteger",
+    }
+)
+FLOAT_COMPUTE = frozenset(
+    {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "Attention", "MultiHeadAttention", "Conv", "FusedConv"}
+)
+FLOAT_TYPES = {1: "f32", 10: "f16", 16: "bf16"}
+
+
+def _float_precision(model: Any) -> str:
+    """The element type of a graph's float weights (f32 unless they are all half or bfloat16)."""
+    types = {init.data_type for init in model.graph.initializer if init.data_type in FLOAT_TYPES}
+    return FLOAT_TYPES[types.pop()] if len(types) == 1 else "f32"
+
+
+def executed_operators(paths: Iterable[Path], threads: int) -> ExecutedPrecision:
+    """What ONNX Runtime really runs: each graph is loaded with the same options as the timed session, and
+    the graph it optimized (fused int8 kernels, or Quantize/Dequantize left around float MatMuls) is read."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    counts: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory(prefix="bench-ort-") as tmp:
+        for index, path in enumerate(paths):
+            options = session_options(threads)
+            optimized = Path(tmp) / f"{index}.onnx"
+            options.optimized_model_filepath = str(optimized)
+            ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            graph = onnx.load(str(optimized), load_external_data=False)
+            float_kind = _float_precision(graph)
+            for node in graph.graph.node:
+                if node.op_type in INT8_COMPUTE:
+                    counts["int8"] += 1
+                elif node.op_type in FLOAT_COMPUTE:
+                    counts[float_kind] += 1
+    return ExecutedPrecision(ops=dict(counts), source="onnxruntime optimized graph (CPU execution provider)")
+
+
 def session_options(threads: int) -> Any:
     """ONNX Runtime session options: all graph optimizations, `threads` intra-op threads, one inter-op."""
     import onnxruntime as ort
@@ -159,6 +208,7 @@ class OrtModel(ModelHandle):
 
         super().__init__(tokenizer, device, config)
         self.path = path
+        self.threads = threads
         options = session_options(threads)
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
@@ -183,3 +233,6 @@ class OrtModel(ModelHandle):
     def operators(self) -> dict[str, int]:
         """Operator census of the graph as saved."""
         return operator_census(self.path)
+
+    def executed_precision(self) -> ExecutedPrecision:
+        return executed_operators([self.path], self.threads)

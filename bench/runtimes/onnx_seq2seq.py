@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.api import Batch, ModelHandle
+from bench.api import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
 ENCODER = "encoder_model.onnx"
@@ -127,6 +127,7 @@ class OrtSeq2SeqModel(ModelHandle):
 
         super().__init__(tokenizer, device, config)
         self.folder = folder
+        self.threads = threads
         options = session_options(threads)
         provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
         with warnings.catch_warnings():
@@ -170,6 +171,11 @@ class OrtSeq2SeqModel(ModelHandle):
     def graphs(self) -> list[Path]:
         """The ONNX graph files (encoder, merged decoder)."""
         return [p for p in graph_files(self.folder) if p.suffix == ".onnx"]
+
+    def executed_precision(self) -> ExecutedPrecision:
+        from bench.runtimes.onnx import executed_operators
+
+        return executed_operators(self.graphs(), self.threads)
 
     def tensors(self) -> Iterator[tuple[str, Any]]:
         from bench.runtimes.onnx import initializers

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bench.api import Batch, ModelHandle
+from bench.api import Batch, ExecutedPrecision, ModelHandle
 
 if TYPE_CHECKING:
     import torch
@@ -67,6 +68,44 @@ class TorchModel(ModelHandle):
         from bench.measure.census import state_dict_tensors
 
         yield from state_dict_tensors(self.module)
+
+    def executed_precision(self) -> ExecutedPrecision:
+        return linear_precision(self.module)
+
+
+DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "int8", "qint8": "int8", "uint8": "int8"}
+
+
+def _linear_kind(module: Any) -> str | None:
+    """The precision a linear layer computes in, from its kernel's class and its weight; None when the
+    module is not a linear layer."""
+    kind = type(module)
+    name, path = kind.__name__, kind.__module__
+    if "quantized" in path and "Linear" in name:  # torch.ao dynamic/static int8 kernels
+        return "int8"
+    if name == "Linear8bitLt":
+        return "int8"
+    if name in ("Linear4bit", "LinearNF4", "LinearFP4"):
+        return "int4"
+    if name not in ("Linear", "Conv1D", "NonDynamicallyQuantizableLinear"):
+        return None
+    weight = getattr(module, "weight", None)
+    if weight is None:
+        return None
+    if "Quantized" in type(weight).__name__ or "Affine" in type(weight).__name__:  # torchao tensor subclasses
+        return "int8"
+    return DTYPES.get(str(weight.dtype).removeprefix("torch."), str(weight.dtype).removeprefix("torch."))
+
+
+def linear_precision(module: Any) -> ExecutedPrecision:
+    """Each linear layer's kernel precision (eager PyTorch runs a Linear in its weight's dtype, and a
+    quantized Linear in int8)."""
+    counts: Counter[str] = Counter()
+    for sub in module.modules():
+        kind = _linear_kind(sub)
+        if kind is not None:
+            counts[kind] += 1
+    return ExecutedPrecision(ops=dict(counts), source="torch linear layers (kernel class and weight dtype)")
 
 
 def eager(model: ModelHandle, who: str) -> TorchModel:

@@ -1,0 +1,195 @@
+"""OpenVINO rows: the model converted with `openvino.convert_model` and compiled for the CPU at a pinned
+inference precision (`openvino` f32, `openvino-bf16`), and NNCF's post-training int8 quantization of it
+(`nncf-int8`), calibrated on the task's training split.
+
+OpenVINO runs an "fp32" model in bf16 on CPUs with AVX512-BF16 or AMX unless told not to; every row here
+pins the precision hint, and bench reads the executed precision back from the compiled graph.
+Encoder models only: encoder-decoder generation needs optimum-intel's stateful export (see docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, PositiveInt
+
+from bench.api import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.errors import UnsupportedHere
+from bench.measure.census import Census
+from bench.runtimes.torch import TorchModel, eager
+
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+class OpenVinoConfig(PluginConfig):
+    """Settings of openvino and openvino-bf16."""
+
+    performance_hint: Literal["LATENCY", "THROUGHPUT"] = "LATENCY"
+    """OpenVINO's performance hint (LATENCY: one stream, as bench times one request at a time)."""
+
+
+class NncfInt8Config(OpenVinoConfig):
+    """Settings of nncf-int8."""
+
+    calibration_samples: PositiveInt = 128
+    """Training-split examples that NNCF collects statistics on (its subset_size); never evaluation ones."""
+    preset: Literal["mixed", "performance"] = "mixed"
+    """NNCF's preset: mixed (symmetric weights, asymmetric activations) or performance (symmetric both)."""
+    fast_bias_correction: bool = True
+    smooth_quant_alpha: float | None = Field(None, ge=0.0, le=1.0)
+    """SmoothQuant's alpha; None keeps NNCF's default for transformers."""
+
+
+def require_openvino() -> None:
+    """Raise UnsupportedHere (a skipped run) when the `openvino` extra is not installed."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError as exc:
+        raise UnsupportedHere(f"OpenVINO is not installed ({exc}); pip install 'bench[openvino]'") from None
+
+
+def _encoder_only(model: TorchModel) -> None:
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise UnsupportedHere(
+            "OpenVINO rows run encoder models: generation needs optimum-intel's stateful seq2seq export, "
+            "which cannot be installed beside optimum-onnx"
+        )
+
+
+class _ToOpenVino(Compressor):
+    """Convert the eager model and compile it at `hint` precision."""
+
+    devices = frozenset({"cpu"})
+    requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
+    hint: ClassVar[str] = "f32"
+    config: OpenVinoConfig
+
+    def removes(self) -> frozenset[Trait]:
+        return LOADED_TRAITS  # an OpenVINO compiled model from here on
+
+    def convert(self, model: ModelHandle, ctx: CompressContext) -> tuple[TorchModel, Any]:
+        """The eager model and its OpenVINO conversion (timed in the facts)."""
+        from bench.runtimes.openvino import convert
+
+        require_openvino()
+        torch_model = eager(model, self.name)
+        _encoder_only(torch_model)
+        start = time.perf_counter()
+        converted = convert(torch_model, ctx.example_batch())
+        ctx.facts["convert_s"] = round(time.perf_counter() - start, 3)
+        return torch_model, converted
+
+    def compiled(self, converted: Any, source: TorchModel, ctx: CompressContext) -> ModelHandle:
+        """Compile for the CPU (timed in the facts)."""
+        from bench.runtimes.openvino import OpenVinoModel
+
+        start = time.perf_counter()
+        out = OpenVinoModel(
+            converted, source.tokenizer, ctx.threads, self.hint, source.config, self.config.performance_hint
+        )
+        ctx.facts["compile_s"] = round(time.perf_counter() - start, 3)
+        ctx.facts["inference_precision_hint"] = self.hint
+        return out
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        source, converted = self.convert(model, ctx)
+        return self.compiled(converted, source, ctx)
+
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
+        executed = after.executed_precision()
+        if after.runtime != "openvino" or executed is None:
+            return Verification(passed=False, summary=f"no OpenVINO model: a {after.runtime} one")
+        checks = {"executed": executed.ops, "source": executed.source}
+        if executed.main != self.precision and self.precision != "int8":
+            return Verification(passed=False, summary=f"executes {executed.label}, not {self.precision}", checks=checks)
+        return Verification(passed=True, summary=f"OpenVINO CPU, executes {executed.label}", checks=checks)
+
+
+class OpenVino(_ToOpenVino):
+    """OpenVINO at fp32, the precision hint pinned (the CPU plugin would otherwise pick bf16 where it can)."""
+
+    name = "openvino"
+    precision = "f32"
+    description = "OpenVINO CPU at fp32 (precision hint pinned to f32; runtime change, no compression)"
+    Config = OpenVinoConfig
+
+
+class OpenVinoBf16(_ToOpenVino):
+    """OpenVINO with bf16 inference, on CPUs that compute in bf16 natively."""
+
+    name = "openvino-bf16"
+    precision = "bf16"
+    description = "OpenVINO CPU with bf16 inference precision (CPUs with AVX512-BF16 or AMX)"
+    Config = OpenVinoConfig
+    hint = "bf16"
+
+    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
+        if device == "cpu" and not BF16_FLAGS & cpu_flags:
+            return "openvino-bf16 needs a CPU with AVX512-BF16 or AMX (OpenVINO would run f32 or emulate bf16)"
+        return super().unsupported_reason(device, cpu_flags)
+
+
+class NncfInt8(_ToOpenVino):
+    """NNCF post-training int8 quantization of the OpenVINO model, calibrated on the training split; the
+    layers it leaves in float run in f32 (the hint is pinned)."""
+
+    name = "nncf-int8"
+    precision = "int8"
+    description = "NNCF post-training int8 (transformer preset) on OpenVINO, calibrated on the training split"
+    Config = NncfInt8Config
+    needs_training_split = True
+    config: NncfInt8Config
+
+    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        import nncf
+
+        source, converted = self.convert(model, ctx)
+        calibration = ctx.calibration_data(self.config.calibration_samples)
+        rows = [
+            {name: batch[name][i : i + 1].cpu().numpy() for name in batch}
+            for batch in calibration.batches
+            for i in range(len(batch["input_ids"]))
+        ]
+        ctx.facts["calibration"] = {
+            "split": ctx.calibration_split,
+            "examples": len(calibration.example_ids),
+            "inputs": len(rows),
+            "example_ids": calibration.example_ids,
+            "preset": self.config.preset,
+        }
+        options: dict[str, Any] = {}
+        if self.config.smooth_quant_alpha is not None:
+            options["advanced_parameters"] = nncf.AdvancedQuantizationParameters(
+                smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=self.config.smooth_quant_alpha)
+            )
+        presets = {"mixed": nncf.QuantizationPreset.MIXED, "performance": nncf.QuantizationPreset.PERFORMANCE}
+        start = time.perf_counter()
+        quantized = nncf.quantize(
+            converted,
+            nncf.Dataset(rows),
+            preset=presets[self.config.preset],
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(rows),
+            fast_bias_correction=self.config.fast_bias_correction,
+            **options,
+        )
+        ctx.facts["quantize_s"] = round(time.perf_counter() - start, 3)
+        return self.compiled(quantized, source, ctx)
+
+    def verify(self, before: Census, after: ModelHandle) -> Verification:
+        ops = after.operators() or {}
+        executed = after.executed_precision()
+        if after.runtime != "openvino" or executed is None:
+            return Verification(passed=False, summary=f"no OpenVINO model: a {after.runtime} one")
+        checks = {"fake_quantize": ops.get("FakeQuantize", 0), "executed": executed.ops, "source": executed.source}
+        if not ops.get("FakeQuantize"):
+            summary = "no FakeQuantize operations: NNCF quantized nothing"
+            return Verification(passed=False, summary=summary, checks=checks)
+        if not executed.ops.get("int8"):
+            return Verification(
+                passed=False, summary=f"FakeQuantize in the graph, but the CPU executes {executed.label}", checks=checks
+            )
+        share = executed.share("int8")
+        summary = f"{ops['FakeQuantize']} FakeQuantize; {100 * share:.0f}% of compute layers execute int8"
+        return Verification(passed=True, summary=summary, checks=checks)
