@@ -19,12 +19,14 @@ def print_summary(records: list[RunRecord], console: Console) -> None:
         grid = Table(title=for_console(table.title), title_justify="left")
         grid.add_column("compressor", no_wrap=True)
         grid.add_column("status")
+        grid.add_column("precision")
         for col in keep:
             grid.add_column(col.title, justify="right")
         for _, row in table.rows.iterrows():
             ok = row["status"] == "ok"
             cells = [for_console(cell(row, c)) if ok else "–" for c in keep]
-            grid.add_row(for_console(str(row["compressor"])), str(row["status"]), *cells)
+            name, precision = for_console(str(row["compressor"])), for_console(str(row["precision"]))
+            grid.add_row(name, str(row["status"]), precision, *cells)
         console.print(grid)
         for failure in table.failures:
             console.print(f"  [red]{for_console(failure)}[/red]")

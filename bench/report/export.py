@@ -22,6 +22,7 @@ IDENTITY = [
     "machine",
     "compressor",
     "status",
+    "precision",
     "weights",
     "key",
 ]

@@ -65,15 +65,18 @@ def render_table(table: GroupTable, images: Sequence[str]) -> str:
     baseline = f" Baseline: <code>{escape(table.baseline)}</code>." if table.baseline else " No successful baseline."
     out.append(f'<p class="machine">Machine: {escape(table.machine)}.{baseline}</p>')
     head = "".join(f'<th scope="col">{escape(c.title)}</th>' for c in table.columns)
-    out.append(
-        f'<div class="scroll"><table>\n<thead><tr><th class="name">compressor</th><th>status</th>{head}</tr></thead>'
-    )
+    labels = '<th class="name">compressor</th><th>status</th><th>precision</th>'
+    out.append(f'<div class="scroll"><table>\n<thead><tr>{labels}{head}</tr></thead>')
     out.append("<tbody>")
     for _, row in table.rows.iterrows():
         name = str(row["compressor"])
         ok = row["status"] == "ok"
         classes = " ".join(c for c in ("baseline" if name == table.baseline else "", "" if ok else "failed") if c)
-        cells = [f'<td class="name">{escape(name)}</td>', f'<td class="status">{escape(str(row["status"]))}</td>']
+        cells = [
+            f'<td class="name">{escape(name)}</td>',
+            f'<td class="status">{escape(str(row["status"]))}</td>',
+            f'<td class="status">{escape(str(row["precision"]))}</td>',
+        ]
         for col in table.columns:
             if not ok:
                 cells.append("<td>–</td>")

@@ -66,7 +66,7 @@ def escape(text: str) -> str:
 
 def render_table(table: GroupTable) -> str:
     """A GroupTable as a Markdown section."""
-    header = ["compressor", "status", *[c.title for c in table.columns]]
+    header = ["compressor", "status", "precision", *[c.title for c in table.columns]]
     marks = extremes(table)
     lines = [
         f"## {escape(table.title)}",
@@ -76,11 +76,11 @@ def render_table(table: GroupTable) -> str:
         else f"Machine: {escape(table.machine)}. No successful baseline run in this group: no deltas.",
         "",
         "| " + " | ".join(header) + " |",
-        "| " + " | ".join(["---", "---"] + ["---:"] * len(table.columns)) + " |",
+        "| " + " | ".join(["---", "---", "---"] + ["---:"] * len(table.columns)) + " |",
     ]
     for _, row in table.rows.iterrows():
         name = str(row["compressor"])
-        cells = [escape(name), str(row["status"])]
+        cells = [escape(name), str(row["status"]), escape(str(row["precision"]))]
         for col in table.columns:
             if row["status"] != "ok":
                 cells.append("–")

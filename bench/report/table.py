@@ -47,7 +47,11 @@ def _group_title(r: RunRecord) -> str:
 
 
 def _row(r: RunRecord, task_metrics: list[Metric]) -> dict[str, object]:
-    row: dict[str, object] = {"compressor": r.spec.compressor.display_name, "status": r.status.value}
+    row: dict[str, object] = {
+        "compressor": r.spec.compressor.display_name,
+        "status": r.status.value,
+        "precision": r.precision.label if r.precision is not None else "–",
+    }
     for metric in (*task_metrics, *FIXED):
         value = metric.read(r) if metric.in_export else None
         if value is not None:
