@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt
 
 from bench.api import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.errors import UnsupportedHere
@@ -39,6 +39,13 @@ class NncfInt8Config(OpenVinoConfig):
     fast_bias_correction: bool = True
     smooth_quant_alpha: float | None = Field(None, ge=0.0, le=1.0)
     """SmoothQuant's alpha; None keeps NNCF's default for transformers."""
+    accuracy_control: bool = False
+    """Use `nncf.quantize_with_accuracy_control`: layers that cost the most accuracy are returned to float
+    until the drop on validation examples from the training split is within `max_drop`."""
+    max_drop: PositiveFloat = 1.0
+    """With accuracy_control: the largest drop of the task's primary metric allowed, in its points."""
+    validation_samples: PositiveInt = 200
+    """With accuracy_control: training-split examples after the calibration ones (never evaluation ones)."""
 
 
 def require_openvino() -> None:
@@ -164,18 +171,59 @@ class NncfInt8(_ToOpenVino):
                 smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=self.config.smooth_quant_alpha)
             )
         presets = {"mixed": nncf.QuantizationPreset.MIXED, "performance": nncf.QuantizationPreset.PERFORMANCE}
-        start = time.perf_counter()
-        quantized = nncf.quantize(
-            converted,
-            nncf.Dataset(rows),
+        options.update(
             preset=presets[self.config.preset],
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(rows),
             fast_bias_correction=self.config.fast_bias_correction,
-            **options,
         )
+        start = time.perf_counter()
+        if self.config.accuracy_control:
+            quantized = self._with_accuracy_control(converted, rows, source, ctx, options)
+        else:
+            quantized = nncf.quantize(converted, nncf.Dataset(rows), **options)
         ctx.facts["quantize_s"] = round(time.perf_counter() - start, 3)
         return self.compiled(quantized, source, ctx)
+
+    def _with_accuracy_control(
+        self, converted: Any, rows: list[dict[str, Any]], source: TorchModel, ctx: CompressContext, options: Any
+    ) -> Any:
+        """NNCF's own accuracy-aware quantization, validated with the task's metric on training examples that
+        follow the calibration ones."""
+        import nncf
+
+        from bench.runtimes.openvino import CompiledOpenVino
+
+        cfg = self.config
+        examples = ctx.training_examples(cfg.calibration_samples + cfg.validation_samples)
+        validation = examples[cfg.calibration_samples :]
+        if not validation:
+            raise UnsupportedHere("nncf-int8: the training split has no examples left for accuracy control")
+        metric = ctx.task.primary_metric
+        batch_size = ctx.task.evaluation_batch_size(ctx.shape)
+
+        def validate(compiled: Any, items: Any) -> float:
+            chosen = list(items)
+            features = ctx.task.encode(source.tokenizer, chosen, ctx.shape.sequence_length)
+            handle = CompiledOpenVino(compiled, source.tokenizer, source.config)
+            return float(ctx.task.evaluate(handle, chosen, features, batch_size).metrics[metric].value)
+
+        quantized = nncf.quantize_with_accuracy_control(
+            converted,
+            nncf.Dataset(rows),
+            nncf.Dataset(validation),
+            validation_fn=validate,
+            max_drop=cfg.max_drop,
+            drop_type=nncf.DropType.ABSOLUTE,
+            **options,
+        )
+        ctx.facts["accuracy_control"] = {
+            "metric": metric,
+            "max_drop": cfg.max_drop,
+            "validation_examples": len(validation),
+            "validation_ids": [str(e.get("id")) for e in validation],
+        }
+        return quantized
 
     def verify(self, before: Census, after: ModelHandle) -> Verification:
         ops = after.operators() or {}

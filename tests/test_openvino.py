@@ -112,3 +112,14 @@ def test_claims_are_checked_against_the_execution() -> None:
     assert "claims bf16 but executes f32" in (precision_problem("bf16", f32) or "")
     assert precision_problem(None, f32) is None and precision_problem("f32", None) is None
     assert mixed.label == "int8+f32" and mixed.share("int8") == 0.6
+
+
+def test_nncf_accuracy_control_validates_on_training_examples(tiny_run: TinyRun) -> None:
+    config = {"calibration_samples": 3, "accuracy_control": True, "validation_samples": 3, "max_drop": 5.0}
+    _, verdict, ctx, _ = apply(tiny_run, "nncf-int8", config)
+    assert verdict.passed, verdict.summary
+    control = ctx.facts["accuracy_control"]
+    calibration = set(ctx.facts["calibration"]["example_ids"])
+    assert control["metric"] == "f1" and control["validation_examples"] == 3
+    assert all(i.startswith("train") for i in control["validation_ids"])
+    assert not calibration & set(control["validation_ids"])  # validation follows the calibration examples

@@ -83,7 +83,40 @@ def constants(model: Any) -> Iterator[tuple[str, Any]]:
                 yield op.get_friendly_name(), data
 
 
-class OpenVinoModel(ModelHandle):
+class CompiledOpenVino(ModelHandle):
+    """A compiled OpenVINO model that someone else compiled (NNCF's accuracy control validates with these)."""
+
+    runtime = "openvino"
+    save_format = "openvino"
+
+    def __init__(self, compiled: Any, tokenizer: Any, config: Any = None) -> None:
+        super().__init__(tokenizer, "cpu", config)
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.input_names = [port.get_any_name() for port in compiled.inputs]
+        self.output_names = [port.get_any_name() for port in compiled.outputs]
+
+    def forward(self, batch: Batch) -> Mapping[str, Any]:
+        import torch
+
+        feed = {name: batch[name].cpu().numpy() for name in self.input_names}
+        results = self.request.infer(feed)
+        return {
+            name: torch.from_numpy(results[port].copy())
+            for name, port in zip(self.output_names, self.compiled.outputs, strict=True)
+        }
+
+    def save(self, directory: Path) -> list[Path]:
+        raise NotImplementedError("a compiled model without its graph cannot be saved")
+
+    def tensors(self) -> Iterator[tuple[str, Any]]:
+        return iter(())
+
+    def executed_precision(self) -> ExecutedPrecision:
+        return runtime_precision(self.compiled)
+
+
+class OpenVinoModel(CompiledOpenVino):
     """A model compiled by OpenVINO for the CPU."""
 
     runtime = "openvino"
@@ -98,22 +131,8 @@ class OpenVinoModel(ModelHandle):
         config: Any = None,
         performance_hint: str = "LATENCY",
     ) -> None:
-        super().__init__(tokenizer, "cpu", config)
+        super().__init__(compile_model(model, threads, precision, performance_hint), tokenizer, config)
         self.model = model
-        self.compiled = compile_model(model, threads, precision, performance_hint)
-        self.request = self.compiled.create_infer_request()
-        self.input_names = [port.get_any_name() for port in self.compiled.inputs]
-        self.output_names = [port.get_any_name() for port in self.compiled.outputs]
-
-    def forward(self, batch: Batch) -> Mapping[str, Any]:
-        import torch
-
-        feed = {name: batch[name].cpu().numpy() for name in self.input_names}
-        results = self.request.infer(feed)
-        return {
-            name: torch.from_numpy(results[port].copy())
-            for name, port in zip(self.output_names, self.compiled.outputs, strict=True)
-        }
 
     def save(self, directory: Path) -> list[Path]:
         import openvino as ov
@@ -132,6 +151,3 @@ class OpenVinoModel(ModelHandle):
     def operators(self) -> dict[str, int]:
         """Operator census of the model graph (FakeQuantize nodes mark NNCF's int8 quantization)."""
         return dict(sorted(Counter(op.get_type_name() for op in self.model.get_ordered_ops()).items()))
-
-    def executed_precision(self) -> ExecutedPrecision:
-        return runtime_precision(self.compiled)
