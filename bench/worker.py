@@ -38,6 +38,7 @@ from bench.datadir import Source
 from bench.environment import Environment, capture, cpu_flags, machine_name
 from bench.errors import CompressionNotApplied, UnsupportedHere
 from bench.failure import error_info, plugin_files
+from bench.launchers.local import PARENT_VARIABLE
 from bench.measure.census import Census, take_census
 from bench.measure.contention import BUSY_THRESHOLD, CpuContention
 from bench.measure.latency import LatencyResult
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m bench.worker JOB.json", file=sys.stderr)
         return 2
-    parent = os.environ.get("BENCH_PARENT_PID")
+    parent = os.environ.get(PARENT_VARIABLE)
     die_with_parent(int(parent) if parent and parent.isdigit() else None)
     # a crash (SIGSEGV, SIGABRT...) or the launcher's SIGTERM leaves every thread's Python stack in the log
     faulthandler.enable(all_threads=True)
