@@ -41,6 +41,8 @@ LIBRARIES = (
     "tokenizers",
     "onnxruntime",
     "onnx",
+    "openvino",
+    "nncf",
     "optimum",
     "optimum-onnx",
     "torchao",

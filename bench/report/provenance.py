@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from bench.environment import describe
 from bench.records import RunRecord
 
-KEY_LIBRARIES = ("torch", "transformers", "optimum", "onnxruntime", "bitsandbytes", "torchao", "bench")
+KEY_LIBRARIES = (
+    "torch",
+    "transformers",
+    "optimum",
+    "onnxruntime",
+    "openvino",
+    "nncf",
+    "bitsandbytes",
+    "torchao",
+    "bench",
+)
 
 
 @dataclass
