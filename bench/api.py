@@ -24,6 +24,7 @@ from bench.metrics import MetricValue
 from bench.shape import Shape
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from bench.measure.latency import LatencyResult, LatencySettings
@@ -96,6 +97,20 @@ class ExecutedPrecision(BaseModel):
         kept = sorted((p for p in self.ops if self.share(p) >= 0.05), key=lambda p: -self.ops[p])
         return "+".join(kept) or "–"
 
+    def contradiction(self, claimed: str | None) -> str | None:
+        """Why this execution contradicts a claimed precision, or None (also without a claim or a count): a
+        float claim must be the main precision; an int8 or int4 claim needs some operations in it."""
+        if claimed is None or not self.total:
+            return None
+        counts = ", ".join(f"{n} {p}" for p, n in sorted(self.ops.items(), key=lambda i: -i[1]))
+        if claimed in ("int8", "int4"):
+            if self.ops.get(claimed):
+                return None
+            return f"claims {claimed} but no compute operation executes in {claimed} ({counts}; {self.source})"
+        if self.main == claimed:
+            return None
+        return f"claims {claimed} but executes {self.label} ({counts}; {self.source})"
+
 
 class ModelHandle(ABC):
     """A model ready to run: a runtime (eager PyTorch, ONNX Runtime, ...) plus its tokenizer.
@@ -162,6 +177,15 @@ class CalibrationData:
 
     batches: list[Batch]
     example_ids: list[str]
+
+    def single_inputs(self) -> list[dict[str, np.ndarray]]:
+        """Every input on its own (batch of one) as numpy arrays: what ONNX Runtime's and NNCF's calibration
+        readers take."""
+        return [
+            {name: batch[name][i : i + 1].cpu().numpy() for name in batch}
+            for batch in self.batches
+            for i in range(len(batch["input_ids"]))
+        ]
 
 
 @dataclass

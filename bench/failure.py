@@ -27,16 +27,31 @@ def plugin_files(plugins: Iterable[object]) -> frozenset[str]:
     return frozenset(files)
 
 
+def innermost_frame(
+    frames: Iterable[tuple[str, int | None]], files: frozenset[str], beyond_stdlib: bool = False
+) -> str | None:
+    """`file:line` of the first of `frames` (innermost first) in one of `files`, else in a file beside them,
+    else (with `beyond_stdlib`) in a file outside the standard library."""
+    listed = list(frames)
+    folders = {str(Path(f).parent) for f in files}
+    stdlib = sysconfig.get_paths()["stdlib"]
+    tests: list[Callable[[str], bool]] = [
+        lambda path: str(Path(path).resolve()) in files,
+        lambda path: str(Path(path).resolve().parent) in folders,
+    ]
+    if beyond_stdlib:
+        tests.append(lambda path: not path.startswith((stdlib, "<")))
+    for test in tests:
+        for path, line in listed:
+            if test(path):
+                return f"{path}:{line}"
+    return None
+
+
 def plugin_frame(exc: BaseException, files: frozenset[str]) -> str | None:
     """`file:line` of the innermost traceback frame in one of `files` (else in a file beside them)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    folders = {str(Path(f).parent) for f in files}
-    for wanted in (files, folders):
-        for frame in reversed(frames):
-            path = str(Path(frame.filename).resolve())
-            if path in wanted or str(Path(path).parent) in wanted:
-                return f"{frame.filename}:{frame.lineno}"
-    return None
+    return innermost_frame(((f.filename, f.lineno) for f in reversed(frames)), files)
 
 
 def error_info(
@@ -74,24 +89,6 @@ def registered_files(targets: Iterable[str]) -> frozenset[str]:
     return frozenset(files)
 
 
-def _innermost(frames: list[str], files: frozenset[str]) -> str | None:
-    """`file:line` of the innermost frame in the plugins' files (or folders), else outside the standard
-    library."""
-    parsed = [m for m in (FRAME.match(f) for f in frames) if m]
-    folders = {str(Path(f).parent) for f in files}
-    stdlib = sysconfig.get_paths()["stdlib"]
-    tests: list[Callable[[str], bool]] = [
-        lambda path: path in files,
-        lambda path: str(Path(path).parent) in folders,
-        lambda path: not path.startswith((stdlib, "<")),
-    ]
-    for test in tests:
-        for frame in parsed:  # faulthandler lists the innermost frame first
-            if test(frame["file"]):
-                return f"{frame['file']}:{frame['line']}"
-    return None
-
-
 def dumped_stack(log: str, files: frozenset[str] = frozenset()) -> tuple[str, str | None] | None:
     """The main thread's stack from the last faulthandler dump in a worker's log (a crash, or the SIGTERM
     that stopped it), with the fatal error line if any; and `file:line` of its innermost frame in a
@@ -112,6 +109,7 @@ def dumped_stack(log: str, files: frozenset[str] = frozenset()) -> tuple[str, st
             frames.append(line)
         blocks.append(frames)
     main = next((b for b in blocks if any("_run_module_as_main" in f or "in <module>" in f for f in b)), blocks[-1])
-    location = _innermost(main[1:], files)
+    parsed = [m for m in (FRAME.match(f) for f in main[1:]) if m]  # faulthandler lists the innermost first
+    location = innermost_frame(((m["file"], int(m["line"])) for m in parsed), files, beyond_stdlib=True)
     head = fatal[-1].group(0) + "\n" if fatal else ""
     return head + "\n".join(main), location

@@ -359,16 +359,7 @@ def compress(
 
 def precision_problem(claimed: str | None, executed: ExecutedPrecision | None) -> str | None:
     """Why the executed precision contradicts the claim, or None (also when either is unknown)."""
-    if claimed is None or executed is None or not executed.total:
-        return None
-    counts = ", ".join(f"{n} {p}" for p, n in sorted(executed.ops.items(), key=lambda i: -i[1]))
-    if claimed in ("int8", "int4"):
-        if executed.ops.get(claimed):
-            return None
-        return f"claims {claimed} but no compute operation executes in {claimed} ({counts}; {executed.source})"
-    if executed.main == claimed:
-        return None
-    return f"claims {claimed} but executes {executed.label} ({counts}; {executed.source})"
+    return None if executed is None else executed.contradiction(claimed)
 
 
 def check_precision(run: Run, model: ModelHandle) -> ExecutedPrecision | None:

@@ -123,11 +123,7 @@ class Int8Static(ToOnnxRuntime):
         prepared = source.with_name("model-prepared.onnx")
         # ONNX shape inference only: symbolic inference gives up on the exported attention reshapes.
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-        rows = [
-            {n: b[n][i : i + 1].cpu().numpy() for n in b}
-            for b in calibration.batches
-            for i in range(len(b["input_ids"]))
-        ]
+        rows = calibration.single_inputs()
         target = source.with_name("model-int8-static.onnx")
         self._quantize(prepared, target, rows, self.config.method, ctx)
         return ort_session(target, model, ctx)

@@ -131,17 +131,19 @@ class TreeMemory:
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the worker's process group (its faulthandler writes the stack to the log), then SIGKILL."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            break
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    """If the worker still runs: SIGTERM to its process group (its faulthandler writes the stack to the log),
+    then SIGKILL after 5 s. Then SIGKILL to whatever the group still holds."""
+    if proc.poll() is None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                break
+            try:
+                proc.wait(timeout=5.0)
+                break
+            except subprocess.TimeoutExpired:
+                continue
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # descendants left in the group after the worker itself ended
     proc.wait()
@@ -216,12 +218,8 @@ def launch(
 
 
 def _stop(proc: subprocess.Popen[bytes], pump: LogPump | None) -> None:
-    """Stop the worker's group if it still runs (else anything the worker left in it), then the log."""
-    if proc.poll() is None:
-        kill_group(proc)
-    else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    """Stop the worker's group, then the log."""
+    kill_group(proc)
     if pump is not None:
         pump.join(5.0)
     if proc.stdout is not None:
