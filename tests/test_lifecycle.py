@@ -49,6 +49,13 @@ def fault(label: str, kind: str, **config: object) -> dict[str, object]:
     return {"name": "fault", "label": label, "config": {"kind": kind, **config}}
 
 
+def _default_stop_signals() -> None:
+    """As from a terminal: the test runner may itself run under nohup or as a background job, whose ignored
+    SIGHUP/SIGINT a child would inherit (and bench keeps ignored signals ignored, on purpose)."""
+    for sig in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start(site: Path, suite: Path, results: Path, out: Path) -> subprocess.Popen[bytes]:
     """`bench run` in the background, in its own session (signals go to it alone, as from `kill`)."""
     with out.open("wb") as sink:
@@ -58,6 +65,7 @@ def start(site: Path, suite: Path, results: Path, out: Path) -> subprocess.Popen
             stderr=subprocess.STDOUT,
             env=bench_env(site),
             start_new_session=True,
+            preexec_fn=_default_stop_signals,
         )
 
 
