@@ -68,6 +68,41 @@ def validate_config(owner: str, config_class: type[PluginConfig], mapping: Mappi
         raise ConfigError(format_validation_error(exc, prefix=f"{owner}.", owner=config_class)) from None
 
 
+JsonScalar = str | int | float | bool | None
+"""A setting's value as a suite's YAML writes it."""
+
+
+class Choice(BaseModel):
+    """A searchable setting that takes one of `values`."""
+
+    model_config = ConfigDict(frozen=True)
+    values: tuple[JsonScalar, ...]
+
+
+class IntRange(BaseModel):
+    """A searchable integer setting: `low` to `high` inclusive, in steps of `step`."""
+
+    model_config = ConfigDict(frozen=True)
+    low: int
+    high: int
+    step: int = 1
+
+
+class FloatRange(BaseModel):
+    """A searchable real setting between `low` and `high` (on a log scale if `log`; multiples of `step` if
+    given)."""
+
+    model_config = ConfigDict(frozen=True)
+    low: float
+    high: float
+    step: float | None = None
+    log: bool = False
+
+
+Dimension = Choice | IntRange | FloatRange
+"""One axis of a compressor's search space (`bench tune`)."""
+
+
 class ExecutedPrecision(BaseModel):
     """The precision a model's arithmetic really executes in, read back from its runtime (never from a row's
     name): how many compute operations (matrix products, fused kernels) run in each of f32, bf16, f16, int8
@@ -247,6 +282,12 @@ class Compressor(ABC):
     """The precision its output claims to execute in ("f32", "bf16", "f16", "int8", "int4"), checked against
     what the runtime reports (a row that claims f32 and executes bf16 fails); None: no claim of its own (a
     chain keeps the last claim made before it, as pruning keeps the precision of what it received)."""
+    search_space: ClassVar[Mapping[str, Dimension]] = {}
+    """Settings `bench tune --strategy optuna` may vary, by `Config` field name; the row's own values are the
+    starting point. Empty: the compressor is used as the suite configures it."""
+    layer_setting: ClassVar[str | None] = None
+    """The `Config` field (a list of regular expressions over layer names, re.search) that keeps layers in
+    float: `bench tune --strategy sensitivity` ranks layers by what quantizing each costs and fills it."""
     claim_survives_chain: ClassVar[bool] = True
     """Whether `verify` still holds on the final model of a chain; when False, a claim that a later step
     undid is reported as undone instead of failing the run."""

@@ -62,6 +62,33 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--force", action="store_true", help="write into a folder that holds other files than a bench report"
     )
+    tune = sub.add_parser(
+        "tune", help="search the configuration best on an objective within an accuracy budget, and confirm it"
+    )
+    tune.add_argument("suite", type=Path, help="suite YAML file: its rows and their plugins' search spaces")
+    tune.add_argument(
+        "--budget",
+        required=True,
+        help="accuracy that must hold: METRIC:-N (points below the baseline), METRIC:N (a floor) or METRIC:N%% "
+        "(a share of the baseline), e.g. accuracy.f1:-1.0, agreement.exact_agreement:90, accuracy.f1:99%%",
+    )
+    tune.add_argument(
+        "--objective", default="latency.p50", help="latency.p50 (default), throughput, size or memory.peak"
+    )
+    tune.add_argument("--strategy", choices=("sensitivity", "optuna"), default="sensitivity")
+    tune.add_argument("--sampler", choices=("tpe", "nsga2"), default="tpe", help="Optuna's sampler (seeded)")
+    tune.add_argument("--trials", type=int, help="stop after this many candidates (optuna default: 30)")
+    tune.add_argument("--time-budget", help="stop starting candidates after this long, e.g. 90m, 2h, 3600s")
+    tune.add_argument("--compressors", help="comma-separated rows or compressor names to search (default: all)")
+    tune.add_argument(
+        "--granularity", choices=("block", "layer"), default="block", help="sensitivity: rank blocks or layers"
+    )
+    tune.add_argument("--limit", type=int, help="evaluation examples of the confirmation (default: the suite's)")
+    tune.add_argument("--results-dir", type=Path, default=Path("results"), help="where records go")
+    tune.add_argument("-o", "--output", type=Path, help="where tune.md, tune.json and tuned.yaml go")
+    tune.add_argument("--force", action="store_true", help="measure stored candidates again")
+    tune.add_argument("--data-dir", help="data directory (overrides $BENCH_DATA_DIR and the suite's data_dir)")
+
     comp = sub.add_parser("compare", help="changes between two result sets; --fail-on makes it a CI gate")
     comp.add_argument("old", type=Path, help="results folder (or record) before")
     comp.add_argument("new", type=Path, help="results folder (or record) after")
@@ -291,7 +318,66 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_FAILED if verdict == "fail" else EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
+def parse_duration(text: str) -> float:
+    """Seconds in `90m`, `2h`, `3600s` or `3600`, or a BenchError."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise BenchError(f"--time-budget {text!r}: expected a duration such as 90m, 2h or 3600s") from None
+    if seconds <= 0:
+        raise BenchError(f"--time-budget {text!r}: a duration is positive")
+    return seconds
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """`bench tune SUITE --budget METRIC:LIMIT [...]`."""
+    from bench.interrupts import interruptible
+    from bench.report.text import for_console
+    from bench.tune import TuneOptions, tune
+    from bench.tune.goals import parse_budget, parse_objective
+    from bench.tune.show import show
+
+    budget, objective = parse_budget(args.budget), parse_objective(args.objective)
+    if args.trials is not None and args.trials < 1:
+        raise BenchError(f"--trials must be a positive number, got {args.trials}")
+    if args.limit is not None and args.limit < 1:
+        raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
+    seconds = parse_duration(args.time_budget) if args.time_budget else None
+    resolved = _load(args.suite, args.data_dir)
+    options = TuneOptions(
+        budget=budget,
+        objective=objective,
+        results_dir=args.results_dir,
+        strategy=args.strategy,
+        sampler=args.sampler,
+        trials=args.trials,
+        seconds=seconds,
+        compressors=[c.strip() for c in (args.compressors or "").split(",") if c.strip()],
+        granularity=args.granularity,
+        limit=args.limit,
+        force=args.force,
+        output=args.output,
+    )
+    console = _console()
+    model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())
+    console.print(f"[bold]tune {resolved.suite.name}[/bold]: model {model}, data {data}", highlight=False)
+    with interruptible():
+        result = tune(resolved, args.suite, options, console)
+    show(result, console)
+    verdict = result.summary.verdict
+    return EXIT_OK if verdict is not None and verdict.holds_at_point else EXIT_FAILED
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "tune": cmd_tune,
+    "validate": cmd_validate,
+    "list": cmd_list,
+    "report": cmd_report,
+    "compare": cmd_compare,
+}
 
 
 def _show_warning(

@@ -79,7 +79,7 @@ def identity(r: RunRecord) -> tuple[str, ...]:
         s.model.display_name,
         Path(s.task.dataset).name,
         s.task.split,
-        str(s.task.limit),
+        str(s.task.limit) if not s.task.offset else f"{s.task.offset}+{s.task.limit}",
         s.device,
         str(s.batch_size),
         str(s.sequence_length),
@@ -108,9 +108,7 @@ def conditions(r: RunRecord) -> dict[str, str]:
             {**s.model.model_dump(exclude={"label"}), "hub": not s.model_source.local, "weights": r.weights},
             sort_keys=True,
         ),
-        "task": json.dumps(
-            {**s.task.model_dump(exclude={"limit"}), "dataset": Path(s.task.dataset).name}, sort_keys=True
-        ),
+        "task": json.dumps({**s.task.identity(), "limit": None, "dataset": Path(s.task.dataset).name}, sort_keys=True),
         "compressor": json.dumps(s.compressor.model_dump(exclude={"label"}), sort_keys=True),
         "hardware": hardware,
     }

@@ -81,6 +81,17 @@ class ModelConfig(StrictModel):
         return f"{self.architecture}-random"
 
 
+class TuningConfig(StrictModel):
+    """The examples `bench tune` scores candidates on: never the evaluation examples."""
+
+    split: str | None = None
+    """Default: the evaluation split, from the example after the evaluated ones."""
+    limit: PositiveInt = 300
+    offset: NonNegativeInt | None = None
+    """Examples of the split skipped first; default: the evaluated ones (task.limit) on the evaluation
+    split, none on another split."""
+
+
 class TaskConfig(StrictModel):
     """Which task family, on which data, and how many evaluation examples."""
 
@@ -93,6 +104,37 @@ class TaskConfig(StrictModel):
     """Where calibration and training examples come from when not from `dataset` (a file or dataset name)."""
     config: dict[str, Any] = Field(default_factory=dict)
     """The task plugin's settings, validated by its `Config` (`options` is the deprecated name)."""
+    offset: NonNegativeInt = 0
+    """Examples of the split skipped before the `limit` evaluated ones (`bench tune` trials use it)."""
+    tuning: TuningConfig | None = None
+    """Where `bench tune` draws its tuning examples (not used by `bench run`)."""
+
+    def identity(self) -> dict[str, Any]:
+        """What shapes a run's figures, for run keys: the tuning section does not, nor a zero offset (so
+        that records stored before these keys existed keep their keys)."""
+        return self.model_dump(exclude={"tuning", *(() if self.offset else ("offset",))})
+
+    def tuning_slice(self, evaluated: int | None = None) -> TaskConfig:
+        """The task as `bench tune` scores candidates: the tuning examples, disjoint from the evaluated ones
+        (the first `evaluated` examples, default task.limit). ConfigError when they cannot be disjoint."""
+        tuning = self.tuning or TuningConfig()
+        split = tuning.split or self.split
+        evaluated = max(evaluated or 0, self.limit or 0) or None
+        if split == self.split:
+            if evaluated is None:
+                raise ConfigError(
+                    f"task.tuning: the evaluation uses the whole '{split}' split, so no tuning slice is left "
+                    "that is disjoint from it: give task.limit, or task.tuning.split"
+                )
+            start = evaluated if tuning.offset is None else tuning.offset
+            if start < evaluated:
+                raise ConfigError(
+                    f"task.tuning.offset: {start} overlaps the {evaluated} evaluated examples of '{split}' "
+                    f"(tuning examples must start at {evaluated} or later)"
+                )
+        else:
+            start = tuning.offset or 0
+        return self.model_copy(update={"split": split, "limit": tuning.limit, "offset": start, "tuning": None})
 
     @model_validator(mode="before")
     @classmethod

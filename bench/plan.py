@@ -102,7 +102,7 @@ def expand(
         group_payload = {
             "suite": suite.name,
             "model": suite.model.model_dump(),
-            "task": task.model_dump(),
+            "task": task.identity(),
             "device": device,
             "batch_size": batch_size,
             "sequence_length": seq_len,

@@ -246,6 +246,15 @@ def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) ->
         return _run_specs(specs, folder, options, console)
 
 
+def reusable(folder: Path, spec: RunSpec, here: Environment, force: bool = False) -> RunRecord | None:
+    """The stored record of this run when it can stand for a new one: done (ok or skipped), measured on
+    hardware like this machine's, and not forced to run again."""
+    stored = None if force else _stored(record_path(folder, spec.key))
+    if stored is not None and stored.status in DONE_STATUSES and same_machine(stored, here):
+        return stored
+    return None
+
+
 def _run_specs(specs: list[RunSpec], folder: Path, options: RunOptions, console: Console) -> list[Outcome]:
     baselines = {s.group: s.key for s in specs if s.is_baseline}
     here = capture()
@@ -265,13 +274,8 @@ def _run_specs(specs: list[RunSpec], folder: Path, options: RunOptions, console:
         bar = progress.add_task("runs", total=len(specs))
         for spec in specs:
             label = f"{spec.compressor.display_name} {spec.device} bs{spec.batch_size} seq{spec.sequence_length}"
-            stored = _stored(record_path(folder, spec.key))
-            if (
-                stored is not None
-                and stored.status in DONE_STATUSES
-                and not options.force
-                and same_machine(stored, here)
-            ):
+            stored = reusable(folder, spec, here, options.force)
+            if stored is not None:
                 outcomes.append(Outcome(stored, reused=True))
                 console.print(f"  [dim]stored[/dim]  {for_console(label)}")
                 progress.advance(bar)

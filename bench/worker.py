@@ -36,7 +36,7 @@ from bench.api import (
 from bench.chain import Step, apply_chain
 from bench.datadir import Source
 from bench.environment import Environment, capture, cpu_flags, machine_name
-from bench.errors import CompressionNotApplied, UnsupportedHere
+from bench.errors import CompressionNotApplied, DataNotFoundError, UnsupportedHere
 from bench.failure import error_info, plugin_files
 from bench.launchers.local import PARENT_VARIABLE
 from bench.measure.census import Census, take_census
@@ -297,6 +297,16 @@ def build_random_model(run: Run) -> Source:
     return Source(str(folder), local=True)
 
 
+def evaluation_examples(task: Task, spec: RunSpec) -> list[dict[str, object]]:
+    """The run's evaluated examples: `limit` of them after the first `offset` of the split."""
+    skip = spec.task.offset
+    limit = None if spec.task.limit is None else skip + spec.task.limit
+    examples = task.load_examples(spec.dataset_source, spec.task.split, limit)[skip:]
+    if not examples:
+        raise DataNotFoundError(f"split '{spec.task.split}' has no examples after the first {skip}")
+    return examples
+
+
 def build_context(
     run_spec: RunSpec, task: Task, tokenizer: object, workdir: Path, flags: frozenset[str], model_source: Source
 ) -> CompressContext:
@@ -315,7 +325,7 @@ def build_context(
         return CalibrationData(batches=batches, example_ids=[str(r["id"]) for r in rows])
 
     def example_batch() -> Batch:
-        rows = task.load_examples(spec.dataset_source, spec.task.split, spec.batch_size)
+        rows = evaluation_examples(task, spec)[: spec.batch_size]
         return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)[0]
 
     def reload(**kwargs: object) -> ModelHandle:
@@ -387,7 +397,7 @@ def save(run: Run, model: ModelHandle, census_before: Census) -> Size:
 def prepare(run: Run, task: Task, model: ModelHandle) -> EvalData:
     """The evaluation examples, encoded, and a pool of real inputs at the run's shape for timing."""
     spec = run.spec
-    examples = task.load_examples(spec.dataset_source, spec.task.split, spec.task.limit)
+    examples = evaluation_examples(task, spec)
     features = task.encode(model.tokenizer, examples, spec.sequence_length)
     first = examples[: LATENCY_INPUT_POOL * spec.batch_size]
     pool = task.batches(task.encode(model.tokenizer, first, spec.sequence_length), spec.batch_size, full_only=True)

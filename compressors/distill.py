@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.api import CompressContext, Compressor, IntRange, ModelHandle, PluginConfig, Trait, Verification
 from bench.datadir import Source
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
@@ -158,6 +158,7 @@ class Distill(Compressor):
     needs_training_split = True
     requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
     config: DistillConfig
+    search_space = {"num_layers": IntRange(low=1, high=5)}
 
     def cache_key(self, ctx: CompressContext, examples: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         """Hash of everything that determines the trained student, and what it covers."""

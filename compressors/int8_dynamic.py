@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from bench.api import CompressContext, ModelHandle, PluginConfig, Trait, Verification
+from bench.api import Choice, CompressContext, ModelHandle, PluginConfig, Trait, Verification
 from bench.measure.census import Census, is_wrapper_tensor, take_census
 from bench.runtimes.torch import TorchModel, eager
 from compressors.hardware import note_int8_hardware
@@ -74,6 +74,8 @@ class Int8Dynamic(ToOnnxRuntime):
     description = "dynamic int8 quantization of Linear layers: PyTorch (default), torchao or ONNX Runtime (CPU)"
     Config = Int8DynamicConfig
     config: Int8DynamicConfig
+    search_space = {"backend": Choice(values=("torch-ao", "onnxruntime")), "per_channel": Choice(values=(True, False))}
+    layer_setting = "skip"
 
     def removes(self) -> frozenset[Trait]:
         if self.config.backend == "onnxruntime":

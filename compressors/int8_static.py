@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from bench.api import Batch, CompressContext, ModelHandle, PluginConfig, Verification
+from bench.api import Batch, Choice, CompressContext, ModelHandle, PluginConfig, Verification
 from bench.measure.census import Census
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (
@@ -101,6 +101,13 @@ class Int8Static(ToOnnxRuntime):
     Config = Int8StaticConfig
     needs_training_split = True
     config: Int8StaticConfig
+    search_space = {
+        "method": Choice(values=("minmax", "entropy", "percentile")),
+        "per_channel": Choice(values=(True, False)),
+        "calibration_samples": Choice(values=(32, 64, 128)),
+        "weights_only_matmuls": Choice(values=(False, True)),
+    }
+    layer_setting = "skip"
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         from onnxruntime.quantization.shape_inference import quant_pre_process

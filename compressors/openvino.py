@@ -14,10 +14,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from bench.api import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.api import LOADED_TRAITS, Choice, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census
 from bench.runtimes.torch import TorchModel, eager
+from compressors.patterns import Pattern
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
@@ -46,6 +47,9 @@ class NncfInt8Config(OpenVinoConfig):
     """With accuracy_control: the largest drop of the task's primary metric allowed, in its points."""
     validation_samples: PositiveInt = 200
     """With accuracy_control: training-split examples after the calibration ones (never evaluation ones)."""
+    skip: list[Pattern] = []
+    """Regular expressions (re.search) over OpenVINO operation names kept in float (NNCF's ignored scope),
+    e.g. 'layer\\.5[./]' for the last block of a BERT (names carry the PyTorch module path)."""
 
 
 def require_openvino() -> None:
@@ -148,6 +152,13 @@ class NncfInt8(_ToOpenVino):
     Config = NncfInt8Config
     needs_training_split = True
     config: NncfInt8Config
+    search_space = {
+        "preset": Choice(values=("mixed", "performance")),
+        "calibration_samples": Choice(values=(64, 128, 256)),
+        "fast_bias_correction": Choice(values=(True, False)),
+        "smooth_quant_alpha": Choice(values=(None, 0.5, 0.95)),
+    }
+    layer_setting = "skip"
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import nncf
@@ -174,6 +185,10 @@ class NncfInt8(_ToOpenVino):
             subset_size=len(rows),
             fast_bias_correction=self.config.fast_bias_correction,
         )
+        if self.config.skip:  # NNCF anchors its patterns at the start of a name (re.match)
+            patterns = [f".*(?:{p})" for p in self.config.skip]
+            options["ignored_scope"] = nncf.IgnoredScope(patterns=patterns, validate=False)
+            ctx.facts["float_operations"] = self.config.skip
         start = time.perf_counter()
         if self.config.accuracy_control:
             quantized = self._with_accuracy_control(converted, rows, source, ctx, options)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.api import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
 from compressors.patterns import Pattern, matches_any
@@ -60,6 +60,7 @@ class PruneMagnitude(Compressor):
     Config = PruneMagnitudeConfig
     requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
     config: PruneMagnitudeConfig
+    search_space = {"sparsity": FloatRange(low=0.1, high=0.7, step=0.1)}
     pruned_elements: int = 0
     """Weights the last `compress` targeted (for checking, later in a chain, that the zeros survived)."""
 

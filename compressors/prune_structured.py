@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.api import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
@@ -99,6 +99,10 @@ class PruneStructured(Compressor):
     Config = PruneStructuredConfig
     requires = frozenset({Trait.PYTORCH, Trait.FLOAT_LINEAR})
     config: PruneStructuredConfig
+    search_space = {
+        "heads": FloatRange(low=0.0, high=0.5, step=0.125),
+        "ffn": FloatRange(low=0.0, high=0.75, step=0.125),
+    }
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch

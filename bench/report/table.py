@@ -42,7 +42,8 @@ def _group_title(r: RunRecord) -> str:
     mode = ", quick" if s.quick else ""
     return (
         f"{s.task.name} · {s.model.display_name} · {Path(s.task.dataset).name} {s.task.split}"
-        f" ({n if n is not None else 'all'} examples) · {s.device} · {shape}{mode}"
+        f" ({n if n is not None else 'all'} examples{f' from #{s.task.offset}' if s.task.offset else ''})"
+        f" · {s.device} · {shape}{mode}"
     )
 
 

@@ -1,0 +1,186 @@
+"""What a search leaves behind: the Pareto front of its trials, `tune.json`, `tune.md`, and `tuned.yaml`,
+a suite that reproduces the chosen configuration with `bench run`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from bench.config import CompressorConfig
+from bench.records import atomic_write_text
+from bench.suite_yaml import read_yaml
+from bench.tune.confirm import Verdict
+from bench.tune.trials import Trial
+
+
+class TrialRow(BaseModel):
+    """One trial as the summary lists it."""
+
+    label: str
+    family: str
+    key: str
+    settings: dict[str, object]
+    """The candidate row (name or chain, with each step's config)."""
+    status: str
+    accuracy: float | None
+    delta: float | None
+    objective: float | None
+    feasible: bool
+    on_front: bool
+    reused: bool
+    why: str
+
+
+class TuningExamples(BaseModel):
+    """Where the candidates were scored: never the evaluation examples."""
+
+    split: str
+    offset: int
+    count: int
+    ids: list[str]
+    evaluation_ids_shared: int
+    """How many tuning ids the confirmation's evaluation examples also hold (always 0: checked)."""
+
+
+class TuneSummary(BaseModel):
+    """The search, its front and its confirmed choice (`tune.json`)."""
+
+    suite: str
+    budget: str
+    metric: str
+    objective: str
+    strategy: str
+    seed: int
+    baseline_accuracy: float
+    baseline_objective: float | None
+    tuning: TuningExamples
+    trials: list[TrialRow]
+    chosen: str | None
+    stopped: str | None
+    """Why the search ended before its strategy did (a trial or time budget), or None."""
+    verdict: Verdict | None
+
+
+def on_front(trials: Sequence[Trial], cost: dict[int, float]) -> set[int]:
+    """Indices of the trials no other trial beats on both accuracy and the objective."""
+    points = {i: (t.accuracy, cost[i]) for i, t in enumerate(trials) if t.ok and t.accuracy is not None}
+    front = set()
+    for i, (acc, c) in points.items():
+        dominated = any(
+            (a >= acc and k <= c) and (a > acc or k < c) for j, (a, k) in points.items() if j != i and a is not None
+        )
+        if not dominated:
+            front.add(i)
+    return front
+
+
+def trial_rows(trials: Sequence[Trial], baseline_value: float, cost: dict[int, float]) -> list[TrialRow]:
+    """The summary's rows, in the order the trials ran."""
+    front = on_front(trials, cost)
+    return [
+        TrialRow(
+            label=t.row.display_name,
+            family=t.family,
+            key=t.record.spec.key,
+            settings=t.row.model_dump(exclude_none=True, exclude={"label"}),
+            status=t.record.status.value,
+            accuracy=t.accuracy,
+            delta=None if t.accuracy is None else t.accuracy - baseline_value,
+            objective=t.objective,
+            feasible=t.feasible,
+            on_front=i in front,
+            reused=t.reused,
+            why=t.why,
+        )
+        for i, t in enumerate(trials)
+    ]
+
+
+def _cell(value: float | None, digits: int = 2, sign: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def markdown(summary: TuneSummary) -> str:
+    """`tune.md`: the choice and its verdict, then every trial with the front marked."""
+    lines = [
+        f"# bench tune · {summary.suite}",
+        "",
+        f"Budget `{summary.budget}` ({summary.metric}); objective `{summary.objective}`; strategy "
+        f"`{summary.strategy}` (seed {summary.seed}). Candidates were scored on {summary.tuning.count} tuning "
+        f"examples of split `{summary.tuning.split}` from #{summary.tuning.offset} (none of them evaluation "
+        f"examples), with quick latency; the choice was confirmed on the evaluation examples with the full "
+        "measurement.",
+        "",
+    ]
+    if summary.stopped:
+        lines += [f"The search stopped early: {summary.stopped}.", ""]
+    v = summary.verdict
+    if summary.chosen is None:
+        lines += ["**No candidate kept the budget on the tuning examples.**", ""]
+    elif v is None:
+        lines += [f"Chosen: `{summary.chosen}`, which failed on the evaluation examples.", ""]
+    else:
+        interval = "no interval" if v.low is None else f"95% interval [{v.low:+.2f}, {v.high:+.2f}]"
+        over = {True: "holds", False: "does not hold", None: "cannot be judged"}[v.holds_over_interval]
+        factor = f" ({v.factor:.2f}x the baseline)" if v.factor else ""
+        lines += [
+            f"Chosen: `{summary.chosen}`. On {v.evaluation_examples} evaluation examples: {v.metric} {v.value:.2f} "
+            f"against {v.baseline:.2f}, a change of {v.delta:+.2f} ({interval}); the budget allows "
+            f"{v.allowed_delta:+.2f}. It **{'holds' if v.holds_at_point else 'does not hold'}** at the point "
+            f"estimate and {over} over the whole interval. {v.objective}: {_cell(v.chosen_objective)} against "
+            f"{_cell(v.baseline_objective)}{factor}.",
+            "",
+        ]
+    lines += [
+        f"| # | candidate | row | {summary.metric} | Δ | {summary.objective} | within budget | front | what it tests |",
+        "| ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for i, t in enumerate(summary.trials, 1):
+        lines.append(
+            f"| {i} | `{t.label}` | {t.family} | {_cell(t.accuracy)} | {_cell(t.delta, sign=True)} | "
+            f"{_cell(t.objective, 3)} | {'yes' if t.feasible else 'no' if t.status == 'ok' else t.status} | "
+            f"{'★' if t.on_front else ''} | {t.why} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def tuned_suite(suite_path: Path, row: CompressorConfig, out: Path, comment: str) -> str:
+    """The suite file with its compressors replaced by the baseline and `row`, with the paths it names
+    relative to the suite file rewritten relative to `out`, where it is written."""
+    raw = read_yaml(suite_path)
+    assert isinstance(raw, dict)
+    here = suite_path.parent.resolve()
+
+    def moved(value: str) -> str:
+        path = Path(value)
+        if path.is_absolute() or not (here / path).exists():
+            return value
+        return os.path.relpath(here / path, out.resolve())
+
+    if isinstance(raw.get("data_dir"), str):
+        raw["data_dir"] = moved(raw["data_dir"])
+    model = raw.get("model")
+    if isinstance(model, dict) and isinstance(model.get("id"), str):
+        model["id"] = moved(model["id"])
+    raw["name"] = f"{raw.get('name', suite_path.stem)}-tuned"
+    raw["compressors"] = [{"name": "baseline"}, row.model_dump(exclude_none=True, exclude_defaults=True)]
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    return header + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
+
+
+def write(summary: TuneSummary, out: Path, suite_text: str | None) -> list[Path]:
+    """Write tune.json, tune.md and (with a choice) tuned.yaml into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "tune.json", out / "tune.md"]
+    atomic_write_text(files[0], summary.model_dump_json(indent=2))
+    atomic_write_text(files[1], markdown(summary))
+    if suite_text is not None:
+        files.append(out / "tuned.yaml")
+        atomic_write_text(files[2], suite_text)
+    return files

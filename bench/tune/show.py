@@ -1,0 +1,59 @@
+"""The end of `bench tune` on the console: the Pareto front, the choice and its verdict, the snippet."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.report.text import for_console
+
+if TYPE_CHECKING:
+    from bench.tune import TuneResult
+
+
+def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def show(result: TuneResult, console: Console) -> None:
+    """Print the front (every trial no other beats on both figures), the choice and where files went."""
+    s = result.summary
+    table = Table(title=f"Pareto front of {len(s.trials)} candidates (tuning examples)", title_justify="left")
+    for name in ("candidate", "row", f"Δ {s.metric}", s.objective, "within budget"):
+        table.add_column(name, justify="left" if name in ("candidate", "row", "within budget") else "right")
+    for t in sorted((t for t in s.trials if t.on_front), key=lambda t: -(t.accuracy or 0.0)):
+        table.add_row(
+            for_console(t.label),
+            for_console(t.family),
+            _num(t.delta, sign=True),
+            _num(t.objective, 3),
+            "[green]yes[/green]" if t.feasible else "[yellow]no[/yellow]",
+        )
+    console.print(table)
+    if s.stopped:
+        console.print(f"[yellow]stopped early: {for_console(s.stopped)}[/yellow]")
+    v = s.verdict
+    if s.chosen is None:
+        console.print(f"[red]no candidate kept the budget {for_console(s.budget)} on the tuning examples[/red]")
+    elif v is None:
+        console.print(f"[red]the chosen {for_console(s.chosen)} failed on the evaluation examples[/red]")
+    else:
+        interval = "no interval" if v.low is None else f"95% interval [{v.low:+.2f}, {v.high:+.2f}]"
+        point = "[green]holds[/green]" if v.holds_at_point else "[red]does not hold[/red]"
+        over = {True: "[green]holds[/green]", False: "[yellow]does not hold[/yellow]", None: "cannot be judged"}
+        factor = f", {v.factor:.2f}x the baseline" if v.factor else ""
+        console.print(
+            f"[bold]chosen[/bold] {for_console(s.chosen)}: {v.metric} {v.delta:+.2f} on {v.evaluation_examples} "
+            f"evaluation examples ({interval}; allowed {v.allowed_delta:+.2f}); {v.objective} "
+            f"{_num(v.chosen_objective, 3)} against {_num(v.baseline_objective, 3)}{factor}",
+            highlight=False,
+        )
+        console.print(
+            f"  the budget {point} at the point estimate, and {over[v.holds_over_interval]} over the interval"
+        )
+    for path in result.files:
+        console.print(f"  wrote {for_console(str(path))}", highlight=False)
