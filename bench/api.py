@@ -185,6 +185,12 @@ class ModelHandle(ABC):
         """What the runtime really executes (read back from it), or None where it cannot be read."""
         return None
 
+    def rows_independent(self) -> bool:
+        """Whether each input's outputs are independent of the other inputs of its call and of padding, up
+        to float rounding: False where activation scales are computed over the whole call (dynamic int8).
+        Tasks batch and trim evaluation inputs only where this holds."""
+        return True
+
     def synchronize(self) -> None:
         """Wait for queued device work (CUDA) so that timings cover it. No-op on CPU."""
 
@@ -364,8 +370,9 @@ class Task(ABC):
     def batches(self, features: Any, batch_size: int, full_only: bool = False) -> list[Batch]:
         """Split encoded features into model inputs of `batch_size` (only full batches if `full_only`)."""
 
-    def evaluation_batch_size(self, shape: Shape) -> int:
-        """Inputs per call in accuracy runs (recorded beside the evaluation memory peak). Default: the run's."""
+    def evaluation_batch_size(self, shape: Shape, model: ModelHandle) -> int:
+        """Inputs per call in accuracy runs of `model` (recorded beside the evaluation memory peak). Default:
+        the run's."""
         return shape.batch_size
 
     @abstractmethod

@@ -418,7 +418,7 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
 
 def evaluate(run: Run, task: Task, model: ModelHandle, data: EvalData) -> tuple[Accuracy, list[dict[str, object]]]:
     """Task accuracy on the evaluation examples; the predictions are written beside the record."""
-    run.eval_batch = task.evaluation_batch_size(run.spec.shape)
+    run.eval_batch = task.evaluation_batch_size(run.spec.shape, model)
     result = task.evaluate(model, data.examples, data.features, run.eval_batch)
     path = run.folder / f"{run.spec.key}{PREDICTIONS_SUFFIX}"
     write_predictions(path, result.predictions)

@@ -212,12 +212,12 @@ class NncfInt8(_ToOpenVino):
         if not validation:
             raise UnsupportedHere("nncf-int8: the training split has no examples left for accuracy control")
         metric = ctx.task.primary_metric
-        batch_size = ctx.task.evaluation_batch_size(ctx.shape)
 
         def validate(compiled: Any, items: Any) -> float:
             chosen = list(items)
             features = ctx.task.encode(source.tokenizer, chosen, ctx.shape.sequence_length)
             handle = CompiledOpenVino(compiled, source.tokenizer, source.config)
+            batch_size = ctx.task.evaluation_batch_size(ctx.shape, handle)
             return float(ctx.task.evaluate(handle, chosen, features, batch_size).metrics[metric].value)
 
         quantized = nncf.quantize_with_accuracy_control(

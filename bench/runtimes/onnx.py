@@ -36,6 +36,11 @@ INT8_OPERATORS = frozenset(
         "DynamicQuantizeLinear",
     }
 )
+DYNAMIC_ACTIVATION_OPERATORS = frozenset(
+    {"DynamicQuantizeLinear", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"}
+)
+"""Operators that quantize activations with scales computed over the whole call (QAttention too: ONNX
+Runtime's dynamic quantization emits it)."""
 EXPORT_OPSET = 17
 
 
@@ -233,6 +238,9 @@ class OrtModel(ModelHandle):
     def operators(self) -> dict[str, int]:
         """Operator census of the graph as saved."""
         return operator_census(self.path)
+
+    def rows_independent(self) -> bool:
+        return not DYNAMIC_ACTIVATION_OPERATORS & set(self.operators())
 
     def executed_precision(self) -> ExecutedPrecision:
         return executed_operators([self.path], self.threads)

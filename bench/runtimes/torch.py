@@ -36,6 +36,20 @@ class TorchModel(ModelHandle):
             out = self.module(**inputs)
         return dict(out.items()) if hasattr(out, "items") else {"output": out}
 
+    def rows_independent(self) -> bool:
+        """False with dynamically quantized Linear layers (torch.ao, torchao wrappers, bitsandbytes int8),
+        whose activation scales or outlier columns span the whole call."""
+        from bench.measure.census import is_wrapper_tensor
+
+        for sub in self.module.modules():
+            kind = f"{type(sub).__module__}.{type(sub).__name__}"
+            if "quantized.dynamic" in kind or "Linear8bitLt" in kind:
+                return False
+            weight = getattr(sub, "weight", None)
+            if weight is not None and is_wrapper_tensor(weight):
+                return False
+        return True
+
     def synchronize(self) -> None:
         if self.device.startswith("cuda"):
             import torch

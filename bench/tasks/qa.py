@@ -15,6 +15,7 @@ from bench.datadir import Source
 from bench.errors import DataNotFoundError
 from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
 from bench.runtimes.torch import TorchModel
+from bench.shape import Shape
 from bench.tasks.squad_data import load_squad
 
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -26,6 +27,11 @@ class QAConfig(PluginConfig):
     doc_stride: PositiveInt = Field(128, description="tokens shared by consecutive windows of a long context")
     n_best: PositiveInt = Field(20, description="start and end candidates considered per window")
     max_answer_length: PositiveInt = Field(30, description="longest answer span, in tokens")
+    eval_batch_size: PositiveInt = Field(
+        16,
+        description="windows per call in accuracy runs of models whose rows are independent (sorted by length, "
+        "each call padded only to its longest window); others run at the run's batch size, fully padded",
+    )
 
 
 @dataclass
@@ -194,16 +200,38 @@ class QATask(Task):
                         best_text, best_score = example["context"][s_char:e_char], score
         return best_text, best_score
 
+    def evaluation_batch_size(self, shape: Shape, model: ModelHandle) -> int:
+        return self.config.eval_batch_size if model.rows_independent() else shape.batch_size
+
+    def _logits(self, model: ModelHandle, features: QAFeatures, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end logits of every window, at full length. Where the model's rows are independent,
+        windows run sorted by length and each call is cut to its longest window (rounded up to a multiple
+        of 8), so padding is not computed; the cut positions are padding, whose logits stay -inf (offsets
+        outside the context are never chosen)."""
+        import torch
+
+        n, full = features.inputs["input_ids"].shape
+        start = np.full((n, full), -np.inf, dtype=np.float32)
+        end = np.full((n, full), -np.inf, dtype=np.float32)
+        if not model.rows_independent():
+            order, lengths = np.arange(n), np.full(n, full)
+        else:
+            mask = features.inputs.get("attention_mask")
+            lengths = mask.sum(axis=1) if mask is not None else np.full(n, full)
+            order = np.argsort(lengths, kind="stable")
+        for i in range(0, n, batch_size):
+            rows = order[i : i + batch_size]
+            width = min(full, -(-int(lengths[rows].max()) // 8) * 8)
+            batch = {k: torch.from_numpy(np.ascontiguousarray(v[rows, :width])) for k, v in features.inputs.items()}
+            out = model.forward(batch)
+            start[rows, :width] = out["start_logits"].float().cpu().numpy()
+            end[rows, :width] = out["end_logits"].float().cpu().numpy()
+        return start, end
+
     def evaluate(
         self, model: ModelHandle, examples: Sequence[dict[str, Any]], features: QAFeatures, batch_size: int
     ) -> EvalOutput:
-        starts: list[np.ndarray] = []
-        ends: list[np.ndarray] = []
-        for batch in self.batches(features, batch_size):
-            out = model.forward(batch)
-            starts.append(out["start_logits"].float().cpu().numpy())
-            ends.append(out["end_logits"].float().cpu().numpy())
-        start, end = np.concatenate(starts), np.concatenate(ends)
+        start, end = self._logits(model, features, batch_size)
         windows: dict[int, list[int]] = {}
         for w, ex in enumerate(features.example_index.tolist()):
             windows.setdefault(ex, []).append(w)
