@@ -15,6 +15,9 @@ from bench.runtimes.torch import TorchModel
 from bench.shape import Shape
 from bench.tasks.qa import QATask
 
+SHAPE_128 = Shape(batch_size=1, sequence_length=128)
+SHAPE_384 = Shape(batch_size=1, sequence_length=384)
+
 
 class FullPadding(ModelHandle):
     """A model that says its rows depend on each other: evaluated as before, in order and fully padded."""
@@ -58,7 +61,7 @@ def test_independent_rows_are_cut_to_their_longest_window(tiny_model_dir: Path, 
     features = task.encode(model.tokenizer, examples, 128)
     padded, cut = FullPadding(model), Recording(model)
     before = task.evaluate(padded, examples, features, 1)
-    after = task.evaluate(cut, examples, features, task.evaluation_batch_size(Shape(batch_size=1, sequence_length=128), cut))
+    after = task.evaluate(cut, examples, features, task.evaluation_batch_size(SHAPE_128, cut))
     assert set(padded.widths) == {128}
     assert max(cut.widths) < 128 and all(w % 8 == 0 for w in cut.widths)
     assert len(cut.widths) == 1  # 6 windows in one call of 16
@@ -89,7 +92,7 @@ def test_same_answers_on_real_squad(shared_data: Path) -> None:
     examples = task.load_examples(Source(str(shared_data / "squad" / "dev-v1.1.json"), local=True), "validation", 300)
     features = task.encode(model.tokenizer, examples, 384)
     before = task.evaluate(FullPadding(model), examples, features, 1)
-    after = task.evaluate(model, examples, features, task.evaluation_batch_size(Shape(batch_size=1, sequence_length=384), model))
+    after = task.evaluate(model, examples, features, task.evaluation_batch_size(SHAPE_384, model))
     same = sum(a["prediction"] == b["prediction"] for a, b in zip(before.predictions, after.predictions, strict=True))
     assert same / len(examples) >= 0.995
     assert abs(before.metrics["f1"].value - after.metrics["f1"].value) <= 0.05

@@ -46,6 +46,9 @@ class OracleModel(ModelHandle):
         self.cursor += n
         return out
 
+    def rows_independent(self) -> bool:
+        return False  # it answers by the order of the calls: keep them in window order
+
     def save(self, directory: Path) -> list[Path]:
         return []
 

@@ -63,7 +63,10 @@ def search(runner: TrialRunner, families: Sequence[Family], sampler: Sampler, se
 
     study = make_study(sampler, seed)
     floor = runner.budget.floor(runner.baseline_value)
+    seen: set[str] = set()
     for _ in range(10 * trials):
+        if len(seen) >= trials:
+            return
         asked = study.ask()
         family, values = propose(asked, families)
         row = family.candidate(values)
@@ -71,6 +74,7 @@ def search(runner: TrialRunner, families: Sequence[Family], sampler: Sampler, se
         if problem is not None:
             study.tell(asked, state=optuna.trial.TrialState.PRUNED)
             continue
+        seen.add(row.display_name)
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         measured = runner.measure(row, family.name, shown or "no searchable setting")
         if measured is None:
