@@ -8,25 +8,19 @@ training examples, the settings), so re-runs do not retrain; an entry appears wh
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
-import random
 import shutil
-import time
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from bench.api import CompressContext, Compressor, IntRange, ModelHandle, PluginConfig, Trait, Verification
-from bench.datadir import Source
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
-
-MARKER = "training.json"
-"""Written last into a cache entry: the training facts."""
+from compressors import training
+from compressors.training import MARKER, TrainingSettings, publish_atomically, train_student
 
 
 class DistillConfig(PluginConfig):
@@ -115,40 +109,6 @@ def make_student(teacher: Any, keep: list[int]) -> Any:
     return student
 
 
-def content_identity(source: Source, revision: str | None) -> str:
-    """Identity of a model: the SHA-256 of a local folder's files (names and bytes), or the hub id and its
-    revision (a branch name such as the default is not a pinned identity, and says so)."""
-    path = Path(source.location)
-    if not path.is_dir():
-        return f"{source.location}@{revision or 'default-branch (unpinned)'}"
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-    return f"sha256:{digest.hexdigest()}"
-
-
-def examples_identity(examples: list[dict[str, Any]]) -> str:
-    """SHA-256 of the training examples themselves (ids and content, in order)."""
-    canonical = json.dumps(examples, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def publish_atomically(build: Path, target: Path) -> None:
-    """Move a finished cache entry into place in one rename: readers see all of it or none of it. A
-    concurrent run that got there first wins; a partial entry left by an older bench is replaced."""
-    if target.is_dir() and not (target / MARKER).is_file():
-        shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.rename(build, target)
-    except OSError:
-        if not (target / MARKER).is_file():
-            raise
-        shutil.rmtree(build, ignore_errors=True)
-
-
 class Distill(Compressor):
     """Train a shallower student from the teacher's own layers."""
 
@@ -162,23 +122,22 @@ class Distill(Compressor):
 
     def cache_key(self, ctx: CompressContext, examples: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
         """Hash of everything that determines the trained student, and what it covers."""
-        training = ctx.training_source
-        payload: dict[str, Any] = {
-            "config": self.config.model_dump(),
-            "teacher": content_identity(ctx.model_source, ctx.model_revision),
-            "task": ctx.task.name,
-            "task_options": ctx.task.config.model_dump(),
-            "training": {
-                "file": training.location if training is not None else None,
-                "split": ctx.calibration_split,
-                "ids": hashlib.sha256(json.dumps([str(e.get("id")) for e in examples]).encode()).hexdigest(),
-                "content": examples_identity(examples),
-            },
-            "version": 5,
-        }
-        if ctx.chain_before:  # the teacher is what the earlier steps of the chain made of the model
-            payload["chain_before"] = list(ctx.chain_before)
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16], payload
+        return training.cache_key(ctx, self.config.model_dump(), examples, version=5)
+
+    def settings(self) -> TrainingSettings:
+        """The training part of the settings."""
+        c = self.config
+        return TrainingSettings(
+            max_steps=c.max_steps,
+            max_time_s=c.max_time_s,
+            batch_size=c.batch_size,
+            learning_rate=c.learning_rate,
+            warmup_steps=c.warmup_steps,
+            temperature=c.temperature,
+            alpha=c.alpha,
+            max_seq_length=c.max_seq_length,
+            seed=c.seed,
+        )
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
 
@@ -198,7 +157,7 @@ class Distill(Compressor):
             ctx.facts.update(json.loads((cached / MARKER).read_text()), cached=True)
             return TorchModel(student, model.tokenizer, model.device)
         student = make_student(model.module, keep)
-        facts = self.train(model, student, examples, ctx)
+        facts = train_student(model, student, examples, ctx, self.settings())
         build = cached.with_name(f".{key}.{os.getpid()}.partial")
         shutil.rmtree(build, ignore_errors=True)
         student.save_pretrained(build)
@@ -206,58 +165,6 @@ class Distill(Compressor):
         publish_atomically(build, cached)
         ctx.facts.update(facts, cached=False)
         return TorchModel(student.eval(), model.tokenizer, model.device)
-
-    def train(
-        self, teacher: TorchModel, student: Any, examples: list[dict[str, Any]], ctx: CompressContext
-    ) -> dict[str, Any]:
-        """Train `student` in place on `examples`; return the training facts (steps, time, losses)."""
-        import torch
-
-        cfg = self.config
-        torch.manual_seed(cfg.seed)
-        batches = ctx.task.train_batches(teacher, examples, cfg.max_seq_length, cfg.batch_size)
-        if not batches:
-            raise ValueError("distill: the training split gave no training batches")
-        rng = random.Random(cfg.seed)
-        optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate)
-        teacher.module.eval()
-        student.train()
-        losses: list[float] = []
-        order: list[int] = []
-        start = time.perf_counter()
-        while len(losses) < cfg.max_steps and time.perf_counter() - start < cfg.max_time_s:
-            progress = max(len(losses) / cfg.max_steps, (time.perf_counter() - start) / cfg.max_time_s)
-            warm = min(1.0, (len(losses) + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
-            for group in optimizer.param_groups:
-                group["lr"] = cfg.learning_rate * warm * max(0.0, 1.0 - progress)
-            if not order:
-                order = list(range(len(batches)))
-                rng.shuffle(order)
-            batch = {k: v.to(teacher.device) for k, v in batches[order.pop()].items()}
-            inputs = {k: v for k, v in batch.items() if k not in ("start_positions", "end_positions", "labels")}
-            with torch.no_grad():
-                teacher_out = teacher.module(**inputs)
-            student_out = student(**inputs)
-            loss = ctx.task.distillation_loss(student_out, teacher_out, batch, cfg.temperature, cfg.alpha)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        student.eval()
-        window = max(1, len(losses) // 10)
-        return {
-            "train_steps": len(losses),
-            "train_time_s": time.perf_counter() - start,
-            "train_windows": sum(len(b["input_ids"]) for b in batches),
-            "stopped_by": "max_steps" if len(losses) >= cfg.max_steps else "max_time_s",
-            "loss_first": sum(losses[:window]) / window,
-            "loss_last": sum(losses[-window:]) / window,
-            "loss_curve": [
-                round(sum(losses[i : i + window]) / len(losses[i : i + window]), 4)
-                for i in range(0, len(losses), window)
-            ],
-        }
 
     def verify(self, before: Census, after: ModelHandle) -> Verification:
         params = take_census(after.tensors()).parameters

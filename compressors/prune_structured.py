@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import os
+import shutil
 from typing import Any, Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from bench.api import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
 from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
+from compressors import training
+from compressors.training import MARKER, TrainingSettings, publish_atomically, train_student
 
 
 class PruneStructuredConfig(PluginConfig):
@@ -23,6 +29,17 @@ class PruneStructuredConfig(PluginConfig):
     """activation: mean |output| on training-split batches times the outgoing weight norm;
     magnitude: weight norms only (no data)."""
     calibration_samples: PositiveInt = 32
+    recover_steps: NonNegativeInt = 0
+    """Recovery fine-tuning after pruning: at most this many steps of distillation from the unpruned model
+    (soft targets and hard labels) on the training split; 0: none. Cached like distillation."""
+    recover_time_s: PositiveFloat = 600.0
+    """Recovery stops at whichever of recover_steps and recover_time_s comes first."""
+    recover_examples: PositiveInt = 4000
+    """The first N examples of the training split."""
+    recover_batch_size: PositiveInt = 16
+    recover_learning_rate: PositiveFloat = 5e-5
+    recover_seq_length: PositiveInt = 256
+    """Training window length (evaluation uses the run's sequence length)."""
 
 
 def encoder_layers(module: Any) -> list[Any]:
@@ -105,13 +122,63 @@ class PruneStructured(Compressor):
     }
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
+        model = eager(model, self.name)
+        teacher = None
+        if self.config.recover_steps:
+            teacher = TorchModel(copy.deepcopy(model.module), model.tokenizer, model.device)
+        if getattr(model.config, "is_encoder_decoder", False):
+            pruned = self._seq2seq(model, ctx)
+        else:
+            pruned = self._encoder(model, ctx)
+        if teacher is not None:
+            self._recover(teacher, pruned, ctx)
+        else:
+            ctx.notes.append("structured pruning without fine-tuning: accuracy loss is not recovered")
+        return pruned
+
+    def _recover(self, teacher: TorchModel, pruned: TorchModel, ctx: CompressContext) -> None:
+        """Distil the unpruned model into the pruned one, or load what an earlier run learned (the pruning
+        itself is deterministic, so the cache holds only the trained weights)."""
+        from safetensors.torch import load_model, save_model
+
+        cfg = self.config
+        examples = ctx.training_examples(cfg.recover_examples)
+        key, identity = training.cache_key(ctx, cfg.model_dump(), examples, version=1)
+        cached = ctx.cache_dir / "recovered" / key
+        recovery: dict[str, Any] = {"cache_key": key, "cache_identity": identity}
+        ctx.facts["recovery"] = recovery
+        if (cached / MARKER).is_file():
+            load_model(pruned.module, str(cached / "model.safetensors"))
+            recovery.update(json.loads((cached / MARKER).read_text()), cached=True)
+        else:
+            settings = TrainingSettings(
+                max_steps=cfg.recover_steps,
+                max_time_s=cfg.recover_time_s,
+                batch_size=cfg.recover_batch_size,
+                learning_rate=cfg.recover_learning_rate,
+                warmup_steps=min(20, cfg.recover_steps // 10),
+                temperature=2.0,
+                alpha=0.5,
+                max_seq_length=cfg.recover_seq_length,
+                seed=ctx.seed,
+            )
+            facts = train_student(teacher, pruned.module, examples, ctx, settings)
+            build = cached.with_name(f".{key}.{os.getpid()}.partial")
+            shutil.rmtree(build, ignore_errors=True)
+            build.mkdir(parents=True)
+            save_model(pruned.module, str(build / "model.safetensors"))
+            (build / MARKER).write_text(json.dumps(facts, indent=2))
+            publish_atomically(build, cached)
+            recovery.update(facts, cached=False)
+        steps = recovery["train_steps"]
+        ctx.notes.append(f"recovered by {steps} steps of distillation from the unpruned model on the training split")
+
+    def _encoder(self, model: TorchModel, ctx: CompressContext) -> TorchModel:
+        """BERT-style encoders: heads and neurons by activation (or magnitude) importance."""
         import torch
         from transformers.pytorch_utils import prune_linear_layer
 
-        model = eager(model, self.name)
         module: Any = model.module
-        if getattr(model.config, "is_encoder_decoder", False):
-            return self._seq2seq(model, ctx)
         layers = encoder_layers(module)
         if self.config.importance == "activation":
             data = ctx.calibration_data(self.config.calibration_samples)
@@ -139,10 +206,9 @@ class PruneStructured(Compressor):
                 module.prune_heads(heads_to_prune)
         ctx.facts["heads_removed"] = {str(k): v for k, v in heads_to_prune.items()}
         ctx.facts["ffn_neurons_removed"] = neurons_removed
-        ctx.notes.append("structured pruning without fine-tuning: accuracy loss is not recovered")
         return model
 
-    def _seq2seq(self, model: TorchModel, ctx: CompressContext) -> ModelHandle:
+    def _seq2seq(self, model: TorchModel, ctx: CompressContext) -> TorchModel:
         """Encoder-decoder models: heads and neurons by weight norms (magnitude importance)."""
         import torch
 
@@ -171,7 +237,6 @@ class PruneStructured(Compressor):
                 neurons_removed.append(n_drop)
         ctx.facts["heads_removed"] = heads_removed
         ctx.facts["ffn_neurons_removed"] = neurons_removed
-        ctx.notes.append("structured pruning without fine-tuning: accuracy loss is not recovered")
         return model
 
     def verify(self, before: Census, after: ModelHandle) -> Verification:

@@ -217,3 +217,16 @@ def test_distill_ignores_a_cache_entry_without_its_marker(tiny_run: TinyRun) -> 
     _, _, again, _ = apply(tiny_run, "distill", config)
     assert not again.facts["cached"] and (entry / "training.json").is_file()
     assert not list(entry.parent.glob(".*partial"))
+
+
+def test_prune_structured_recovers_by_distillation_and_caches_it(tiny_run: TinyRun) -> None:
+    config = {"heads": 0.5, "ffn": 0.5, "recover_steps": 3, "recover_batch_size": 4, "recover_seq_length": 64}
+    trained, verdict, ctx, _ = apply(tiny_run, "prune-structured", config)
+    recovery = ctx.facts["recovery"]
+    assert verdict.passed and recovery["train_steps"] == 3 and not recovery["cached"]
+    assert any("recovered by 3 steps" in note for note in ctx.notes)
+    unrecovered, _, _, _ = apply(tiny_run, "prune-structured", {"heads": 0.5, "ffn": 0.5})
+    assert not torch.equal(logits(trained, tiny_run), logits(unrecovered, tiny_run))  # training changed it
+    again, _, ctx2, _ = apply(tiny_run, "prune-structured", config)
+    assert ctx2.facts["recovery"]["cached"] and ctx2.facts["recovery"]["cache_key"] == recovery["cache_key"]
+    assert torch.equal(logits(again, tiny_run), logits(trained, tiny_run))  # the cached weights, not retrained
