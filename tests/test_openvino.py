@@ -76,6 +76,17 @@ def test_nncf_int8_quantizes_and_executes_int8(tiny_run: TinyRun) -> None:
     assert torch.nn.functional.cosine_similarity(logits(out, tiny_run).flatten(), reference.flatten(), dim=0) > 0.9
 
 
+def test_nncf_skip_keeps_the_named_block_in_float(tiny_run: TinyRun) -> None:
+    from bench.tune.layers import module_pattern
+
+    _, full, _, _ = apply(tiny_run, "nncf-int8", {"calibration_samples": 6})
+    config = {"calibration_samples": 6, "skip": [module_pattern("bert.encoder.layer.1")]}
+    _, skipped, ctx, _ = apply(tiny_run, "nncf-int8", config)
+    assert skipped.passed and ctx.facts["float_operations"] == config["skip"]
+    assert 0 < skipped.checks["fake_quantize"] < full.checks["fake_quantize"]
+    assert skipped.checks["executed"].get("f32", 0) > full.checks["executed"].get("f32", 0)
+
+
 def test_nncf_verification_fails_on_a_float_graph(tiny_run: TinyRun) -> None:
     float_model, _, _, before = apply(tiny_run, "openvino")
     verdict = COMPRESSORS.load("nncf-int8").from_mapping({}).verify(before, float_model)
