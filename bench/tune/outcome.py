@@ -64,6 +64,14 @@ class TuneSummary(BaseModel):
     """Why the search ended before its strategy did (a trial or time budget), or None."""
     verdict: Verdict | None
 
+    def snippet(self) -> str | None:
+        """The chosen row as a suite's `compressors:` entry (YAML), or None."""
+        row = next((t for t in self.trials if t.label == self.chosen), None)
+        if row is None:
+            return None
+        entry = {"label": row.label, **row.settings}
+        return yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
+
 
 def on_front(trials: Sequence[Trial], cost: dict[int, float]) -> set[int]:
     """Indices of the trials no other trial beats on both accuracy and the objective."""
@@ -137,6 +145,10 @@ def markdown(summary: TuneSummary) -> str:
             f"{_cell(v.baseline_objective)}{factor}.",
             "",
         ]
+    snippet = summary.snippet()
+    if snippet is not None:
+        lines += ["The chosen row, for a suite's `compressors:` (`tuned.yaml` holds a whole suite with it):", ""]
+        lines += ["```yaml", snippet.rstrip(), "```", ""]
     lines += [
         f"| # | candidate | row | {summary.metric} | Δ | {summary.objective} | within budget | front | what it tests |",
         "| ---: | --- | --- | ---: | ---: | ---: | --- | --- | --- |",

@@ -55,5 +55,9 @@ def show(result: TuneResult, console: Console) -> None:
         console.print(
             f"  the budget {point} at the point estimate, and {over[v.holds_over_interval]} over the interval"
         )
+    snippet = s.snippet()
+    if snippet is not None:
+        console.print("[bold]the chosen row[/bold] (for a suite's compressors:)")
+        console.print(for_console(snippet.rstrip()), highlight=False)
     for path in result.files:
         console.print(f"  wrote {for_console(str(path))}", highlight=False)
