@@ -289,6 +289,7 @@ def test_sensitivity_finds_the_layer_that_breaks_int8(tmp_path: Path) -> None:
     summary = json.loads((out / "tune.json").read_text())
     trials = summary["trials"]
     assert trials[0]["why"] == "as the suite writes it" and not trials[0]["feasible"]  # all int8: destroyed
+    assert trials[1]["why"].startswith("every layer kept in float") and trials[1]["feasible"]
     chosen = next(t for t in trials if t["label"] == summary["chosen"])
     assert chosen["settings"]["config"]["skip"] == [module_pattern("qa_outputs")]
     assert summary["verdict"]["holds_at_point"] and summary["verdict"]["evaluation_examples"] == 10
