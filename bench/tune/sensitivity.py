@@ -3,7 +3,8 @@ layers by it, then keep the most sensitive ones in float, one more at a time, un
 
 Every row is first measured as the suite writes it. A quantizer whose fully quantized form is no better on
 the objective than the best candidate already within budget is not searched: keeping layers in float only
-adds work, so no configuration of it can win. Nor is one that misses the budget with every layer in float.
+adds work, so no configuration of it can win. Nor is a chain that misses the budget without its quantizing
+step.
 """
 
 from __future__ import annotations
@@ -48,20 +49,18 @@ def search(runner: TrialRunner, families: Sequence[Family], units: Sequence[Unit
 
 def _search_family(runner: TrialRunner, family: Family, full: Trial, units: Sequence[Unit]) -> bool:
     """Rank the units of one family and keep the most sensitive in float until the budget holds; False
-    when the limits stopped the search. A family that misses the budget even with every unit in float
-    loses its accuracy elsewhere (a pruned or distilled model): ranking its units cannot help."""
-    every = runner.measure(
-        family.candidate({}, [u.pattern for u in units]),
-        family.name,
-        "every layer kept in float: the most it can give back",
-    )
-    if every is None:
-        return False
-    if not every.feasible:
-        runner.console.print(
-            f"  [dim]{family.name}: not searched further, it misses the budget even with every layer in float[/dim]"
-        )
-        return True
+    when the limits stopped the search. A chain that misses the budget without its quantizing step loses
+    its accuracy elsewhere (a pruned or distilled model): keeping layers in float cannot help it."""
+    unquantized = family.unquantized()
+    if unquantized is not None:
+        bound = runner.measure(unquantized, family.name, "without its quantizing step: the most float layers give back")
+        if bound is None:
+            return False
+        if bound.ok and not bound.feasible:
+            runner.console.print(
+                f"  [dim]{family.name}: not searched further, it misses the budget even unquantized[/dim]"
+            )
+            return True
     gains: list[tuple[float, int, Unit]] = []
     for index, unit in enumerate(units):
         trial = runner.measure(family.candidate({}, [unit.pattern]), family.name, f"{unit.name} alone kept in float")
@@ -70,7 +69,7 @@ def _search_family(runner: TrialRunner, family: Family, full: Trial, units: Sequ
         if trial.ok and trial.accuracy is not None and full.accuracy is not None:
             gains.append((trial.accuracy - full.accuracy, index, unit))
     ranked = [unit for _, _, unit in sorted(gains, key=lambda g: (-g[0], g[1]))]
-    for k in range(1, len(ranked)):
+    for k in range(1, len(ranked) + 1):
         kept = ranked[:k]
         names = ", ".join(u.name for u in kept)
         trial = runner.measure(

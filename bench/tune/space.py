@@ -58,6 +58,17 @@ class Family:
             return CompressorConfig(name=steps[0].name, config=steps[0].config, label=label)
         return CompressorConfig(chain=steps, label=label)
 
+    def unquantized(self) -> CompressorConfig | None:
+        """The row without its layer step (a chain's other steps: the most keeping layers in float can give
+        back), or None when that step is the whole row."""
+        if self.layer_step is None or len(self.row.steps) < 2:
+            return None
+        steps = [s for i, s in enumerate(self.row.steps) if i != self.layer_step]
+        label = trial_label(self.name, steps)
+        if len(steps) == 1:
+            return CompressorConfig(name=steps[0].name, config=steps[0].config, label=label)
+        return CompressorConfig(chain=steps, label=label)
+
     def problem(self, row: CompressorConfig) -> str | None:
         """Why a candidate's settings are invalid (its plugin's Config refuses them), or None."""
         for i, step in enumerate(row.steps):
