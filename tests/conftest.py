@@ -6,6 +6,7 @@ import json
 import os
 import random
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +101,13 @@ def squad_json(contexts: list[tuple[str, list[tuple[str, str]]]], prefix: str) -
     return {"version": "1.1", "data": [{"title": "tiny", "paragraphs": paragraphs}]}
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer BERT for QA with random weights and a small WordPiece vocabulary, saved like a checkpoint."""
+def build_tiny_bert(folder: Path, edit: Callable[[Any], None] | None = None) -> Path:
+    """A 2-layer BERT for QA with random weights and a small WordPiece vocabulary, saved like a checkpoint
+    into `folder`; `edit` may change the model's weights first."""
     import torch
     from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
+    folder.mkdir(parents=True, exist_ok=True)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     vocab = specials + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits] + WORDS
@@ -122,9 +123,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     torch.manual_seed(0)
     model = BertForQuestionAnswering(config).eval()
+    if edit is not None:
+        with torch.no_grad():
+            edit(model)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny BERT of `build_tiny_bert`, once per session."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

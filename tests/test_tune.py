@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import string
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +21,7 @@ from bench.tune.layers import linear_layers, module_pattern, units
 from bench.tune.outcome import on_front, tuned_suite
 from bench.tune.space import families, family
 
-from .conftest import WORDS, write_suite
+from .conftest import WORDS, build_tiny_bert, write_suite
 from .test_cli import bench
 
 # --- budgets and objectives -------------------------------------------------------------------------------
@@ -232,33 +231,14 @@ def test_optuna_is_reproducible_with_a_seed(sampler: optuna_search.Sampler) -> N
 def _outlier_model(folder: Path) -> Path:
     """A tiny BERT whose qa_outputs holds a huge weight on a feature that is always zero: harmless in float,
     but int8 quantization gives every other weight of the layer a zero, so its answers are destroyed."""
-    import torch
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizerFast
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    vocab = specials + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits] + WORDS
-    folder.mkdir(parents=True)
-    (folder / "vocab.txt").write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=128,
-        max_position_embeddings=256,
-    )
-    torch.manual_seed(0)
-    model = BertForQuestionAnswering(config).eval()
-    with torch.no_grad():
+    def outlier(model: Any) -> None:
         norm = model.bert.encoder.layer[1].output.LayerNorm
         norm.weight[5] = 0.0
         norm.bias[5] = 0.0
         model.qa_outputs.weight[:, 5] = 1e4
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+
+    return build_tiny_bert(folder, outlier)
 
 
 def _questions(prefix: str, n: int, seed: int) -> dict[str, object]:
