@@ -297,10 +297,12 @@ def build_random_model(run: Run) -> Source:
     return Source(str(folder), local=True)
 
 
-def evaluation_examples(task: Task, spec: RunSpec) -> list[dict[str, object]]:
-    """The run's evaluated examples: `limit` of them after the first `offset` of the split."""
+def evaluation_examples(task: Task, spec: RunSpec, first: int | None = None) -> list[dict[str, object]]:
+    """The run's evaluated examples: `limit` of them after the first `offset` of the split (only the
+    `first` few of them when given)."""
     skip = spec.task.offset
-    limit = None if spec.task.limit is None else skip + spec.task.limit
+    wanted = [n for n in (spec.task.limit, first) if n is not None]
+    limit = skip + min(wanted) if wanted else None
     examples = task.load_examples(spec.dataset_source, spec.task.split, limit)[skip:]
     if not examples:
         raise DataNotFoundError(f"split '{spec.task.split}' has no examples after the first {skip}")
@@ -325,7 +327,7 @@ def build_context(
         return CalibrationData(batches=batches, example_ids=[str(r["id"]) for r in rows])
 
     def example_batch() -> Batch:
-        rows = evaluation_examples(task, spec)[: spec.batch_size]
+        rows = evaluation_examples(task, spec, spec.batch_size)
         return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)[0]
 
     def reload(**kwargs: object) -> ModelHandle:

@@ -3,7 +3,7 @@ latency measurement, beside the baseline, and the budget judged with the paired 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -72,7 +72,7 @@ def confirm(
 ) -> Confirmation:
     """Measure `row` and the baseline on the evaluation examples (full measurement) and judge the budget."""
     suite = resolved.suite.model_copy(update={"compressors": [CompressorConfig(name=BASELINE), row]})
-    specs = plan(ResolvedSuite(**{**vars(resolved), "suite": suite}), RunOptions(runner.folder, limit=limit))
+    specs = plan(replace(resolved, suite=suite), RunOptions(runner.folder, limit=limit))
     base_spec, spec = specs
     base, _ = runner.run_spec(base_spec, None, "baseline on the evaluation examples")
     chosen, _ = runner.run_spec(spec, base_spec.key, "the chosen configuration on the evaluation examples")

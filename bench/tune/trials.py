@@ -4,7 +4,7 @@ that an interrupted search resumes without measuring a stored candidate again.""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -72,7 +72,7 @@ class TrialRunner:
         console: Console,
         force: bool = False,
     ) -> None:
-        self.resolved = ResolvedSuite(**{**vars(resolved), "suite": tuning})
+        self.resolved = replace(resolved, suite=tuning)
         self.folder = folder
         self.budget = budget
         self.objective = objective
@@ -95,7 +95,7 @@ class TrialRunner:
 
     def _spec(self, row: CompressorConfig) -> tuple[RunSpec, str]:
         suite = self.resolved.suite.model_copy(update={"compressors": [CompressorConfig(name=BASELINE), row]})
-        resolved = ResolvedSuite(**{**vars(self.resolved), "suite": suite})
+        resolved = replace(self.resolved, suite=suite)
         specs = plan(resolved, RunOptions(results_dir=self.folder, quick=True))
         baseline, spec = specs
         return spec, baseline.key
