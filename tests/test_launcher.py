@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,22 @@ def test_a_lock_left_by_a_killed_run_is_recognised(tmp_path: Path) -> None:
         assert previous is not None and "pid 999999" in previous
 
 
+@pytest.fixture
+def stop_signals_at_default() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP handled as in a terminal, whatever this process inherited: a background
+    job of a non-interactive shell starts with SIGINT ignored, which bench keeps ignored by design."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@pytest.mark.usefixtures("stop_signals_at_default")
 def test_signals_raise_interrupted_with_the_shell_exit_code() -> None:
     with pytest.raises(Interrupted) as caught, interruptible():
         os.kill(os.getpid(), signal.SIGTERM)
@@ -85,6 +102,7 @@ def test_signals_raise_interrupted_with_the_shell_exit_code() -> None:
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+@pytest.mark.usefixtures("stop_signals_at_default")
 def test_a_shielded_cleanup_runs_to_its_end(capsys: pytest.CaptureFixture[str]) -> None:
     finished = False
     with pytest.raises(Interrupted) as caught, interruptible(), shielded():
