@@ -8,9 +8,6 @@ training examples, the settings), so re-runs do not retrain; an entry appears wh
 from __future__ import annotations
 
 import copy
-import json
-import os
-import shutil
 from typing import Any
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
@@ -20,7 +17,7 @@ from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
-from compressors.training import MARKER, TrainingSettings, publish_atomically, train_student
+from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student
 
 
 class DistillConfig(PluginConfig):
@@ -151,18 +148,15 @@ class Distill(Compressor):
         ctx.facts.update(
             {"student_layers": keep, "teacher_layers": teacher_layers, "cache_key": key, "cache_identity": identity}
         )
-        if (cached / MARKER).is_file():
+        facts = cached_facts(cached)
+        if facts is not None:
             student_cls: Any = type(model.module)
             student = student_cls.from_pretrained(cached).to(model.device).eval()
-            ctx.facts.update(json.loads((cached / MARKER).read_text()), cached=True)
+            ctx.facts.update(facts, cached=True)
             return TorchModel(student, model.tokenizer, model.device)
         student = make_student(model.module, keep)
         facts = train_student(model, student, examples, ctx, self.settings())
-        build = cached.with_name(f".{key}.{os.getpid()}.partial")
-        shutil.rmtree(build, ignore_errors=True)
-        student.save_pretrained(build)
-        (build / MARKER).write_text(json.dumps(facts, indent=2))
-        publish_atomically(build, cached)
+        publish_trained(cached, facts, student.save_pretrained)
         ctx.facts.update(facts, cached=False)
         return TorchModel(student.eval(), model.tokenizer, model.device)
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
-import shutil
 from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
@@ -15,7 +12,10 @@ from bench.errors import UnsupportedHere
 from bench.measure.census import Census, take_census
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
-from compressors.training import MARKER, TrainingSettings, publish_atomically, train_student
+from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student
+
+WEIGHTS = "model.safetensors"
+"""The recovered weights in a cache entry (the pruning itself is redone: it is deterministic)."""
 
 
 class PruneStructuredConfig(PluginConfig):
@@ -147,9 +147,10 @@ class PruneStructured(Compressor):
         cached = ctx.cache_dir / "recovered" / key
         recovery: dict[str, Any] = {"cache_key": key, "cache_identity": identity}
         ctx.facts["recovery"] = recovery
-        if (cached / MARKER).is_file():
-            load_model(pruned.module, str(cached / "model.safetensors"))
-            recovery.update(json.loads((cached / MARKER).read_text()), cached=True)
+        facts = cached_facts(cached)
+        if facts is not None:
+            load_model(pruned.module, str(cached / WEIGHTS))
+            recovery.update(facts, cached=True)
         else:
             settings = TrainingSettings(
                 max_steps=cfg.recover_steps,
@@ -163,12 +164,7 @@ class PruneStructured(Compressor):
                 seed=ctx.seed,
             )
             facts = train_student(teacher, pruned.module, examples, ctx, settings)
-            build = cached.with_name(f".{key}.{os.getpid()}.partial")
-            shutil.rmtree(build, ignore_errors=True)
-            build.mkdir(parents=True)
-            save_model(pruned.module, str(build / "model.safetensors"))
-            (build / MARKER).write_text(json.dumps(facts, indent=2))
-            publish_atomically(build, cached)
+            publish_trained(cached, facts, lambda folder: save_model(pruned.module, str(folder / WEIGHTS)))
             recovery.update(facts, cached=False)
         steps = recovery["train_steps"]
         ctx.notes.append(f"recovered by {steps} steps of distillation from the unpruned model on the training split")

@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,23 @@ def publish_atomically(build: Path, target: Path) -> None:
         if not (target / MARKER).is_file():
             raise
         shutil.rmtree(build, ignore_errors=True)
+
+
+def cached_facts(entry: Path) -> dict[str, Any] | None:
+    """The training facts of a finished cache entry, or None (absent, or left partial by a killed run)."""
+    marker = entry / MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def publish_trained(entry: Path, facts: dict[str, Any], save: Callable[[Path], object]) -> None:
+    """Save what was trained (`save` writes into a folder) with its facts into a partial folder beside
+    `entry`, then publish it there atomically."""
+    build = entry.with_name(f".{entry.name}.{os.getpid()}.partial")
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir(parents=True)
+    save(build)
+    (build / MARKER).write_text(json.dumps(facts, indent=2))
+    publish_atomically(build, entry)
 
 
 def cache_key(

@@ -221,6 +221,7 @@ class OrtModel(ModelHandle):
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self._operators: dict[str, int] | None = None
 
     def forward(self, batch: Batch) -> Mapping[str, Any]:
         import torch
@@ -236,8 +237,10 @@ class OrtModel(ModelHandle):
         yield from initializers(self.path)
 
     def operators(self) -> dict[str, int]:
-        """Operator census of the graph as saved."""
-        return operator_census(self.path)
+        """Operator census of the graph as saved (read once: the file does not change under a session)."""
+        if self._operators is None:
+            self._operators = operator_census(self.path)
+        return dict(self._operators)
 
     def rows_independent(self) -> bool:
         return not DYNAMIC_ACTIVATION_OPERATORS & set(self.operators())
