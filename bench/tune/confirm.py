@@ -39,6 +39,16 @@ class Verdict(BaseModel):
     evaluation_examples: int
 
     @property
+    def interval_text(self) -> str:
+        """The interval as the output writes it."""
+        return "no interval" if self.low is None else f"95% interval [{self.low:+.2f}, {self.high:+.2f}]"
+
+    @property
+    def over_interval(self) -> str:
+        """Whether the budget holds over the whole interval, in words."""
+        return {True: "holds", False: "does not hold", None: "cannot be judged"}[self.holds_over_interval]
+
+    @property
     def factor(self) -> float | None:
         """How many times better the chosen configuration is on the objective (2.0: twice as fast)."""
         if not self.baseline_objective or not self.chosen_objective:

@@ -108,7 +108,8 @@ def trial_rows(trials: Sequence[Trial], baseline_value: float, cost: dict[int, f
     ]
 
 
-def _cell(value: float | None, digits: int = 2, sign: bool = False) -> str:
+def figure(value: float | None, digits: int = 2, sign: bool = False) -> str:
+    """A figure for tables and messages: `digits` decimals (signed if `sign`), or '–' when missing."""
     if value is None:
         return "–"
     return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
@@ -134,15 +135,13 @@ def markdown(summary: TuneSummary) -> str:
     elif v is None:
         lines += [f"Chosen: `{summary.chosen}`, which failed on the evaluation examples.", ""]
     else:
-        interval = "no interval" if v.low is None else f"95% interval [{v.low:+.2f}, {v.high:+.2f}]"
-        over = {True: "holds", False: "does not hold", None: "cannot be judged"}[v.holds_over_interval]
         factor = f" ({v.factor:.2f}x the baseline)" if v.factor else ""
         lines += [
             f"Chosen: `{summary.chosen}`. On {v.evaluation_examples} evaluation examples: {v.metric} {v.value:.2f} "
-            f"against {v.baseline:.2f}, a change of {v.delta:+.2f} ({interval}); the budget allows "
+            f"against {v.baseline:.2f}, a change of {v.delta:+.2f} ({v.interval_text}); the budget allows "
             f"{v.allowed_delta:+.2f}. It **{'holds' if v.holds_at_point else 'does not hold'}** at the point "
-            f"estimate and {over} over the whole interval. {v.objective}: {_cell(v.chosen_objective)} against "
-            f"{_cell(v.baseline_objective)}{factor}.",
+            f"estimate and {v.over_interval} over the whole interval. {v.objective}: "
+            f"{figure(v.chosen_objective)} against {figure(v.baseline_objective)}{factor}.",
             "",
         ]
     snippet = summary.snippet()
@@ -155,8 +154,8 @@ def markdown(summary: TuneSummary) -> str:
     ]
     for i, t in enumerate(summary.trials, 1):
         lines.append(
-            f"| {i} | `{t.label}` | {t.family} | {_cell(t.accuracy)} | {_cell(t.delta, sign=True)} | "
-            f"{_cell(t.objective, 3)} | {'yes' if t.feasible else 'no' if t.status == 'ok' else t.status} | "
+            f"| {i} | `{t.label}` | {t.family} | {figure(t.accuracy)} | {figure(t.delta, sign=True)} | "
+            f"{figure(t.objective, 3)} | {'yes' if t.feasible else 'no' if t.status == 'ok' else t.status} | "
             f"{'★' if t.on_front else ''} | {t.why} |"
         )
     return "\n".join(lines) + "\n"

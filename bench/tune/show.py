@@ -8,15 +8,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.report.text import for_console
+from bench.tune.outcome import figure
 
 if TYPE_CHECKING:
     from bench.tune import TuneResult
-
-
-def _num(value: float | None, digits: int = 2, sign: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
 
 
 def show(result: TuneResult, console: Console) -> None:
@@ -29,8 +24,8 @@ def show(result: TuneResult, console: Console) -> None:
         table.add_row(
             for_console(t.label),
             for_console(t.family),
-            _num(t.delta, sign=True),
-            _num(t.objective, 3),
+            figure(t.delta, sign=True),
+            figure(t.objective, 3),
             "[green]yes[/green]" if t.feasible else "[yellow]no[/yellow]",
         )
     console.print(table)
@@ -42,18 +37,17 @@ def show(result: TuneResult, console: Console) -> None:
     elif v is None:
         console.print(f"[red]the chosen {for_console(s.chosen)} failed on the evaluation examples[/red]")
     else:
-        interval = "no interval" if v.low is None else f"95% interval [{v.low:+.2f}, {v.high:+.2f}]"
         point = "[green]holds[/green]" if v.holds_at_point else "[red]does not hold[/red]"
-        over = {True: "[green]holds[/green]", False: "[yellow]does not hold[/yellow]", None: "cannot be judged"}
+        colour = {True: "green", False: "yellow", None: "default"}[v.holds_over_interval]
         factor = f", {v.factor:.2f}x the baseline" if v.factor else ""
         console.print(
             f"[bold]chosen[/bold] {for_console(s.chosen)}: {v.metric} {v.delta:+.2f} on {v.evaluation_examples} "
-            f"evaluation examples ({interval}; allowed {v.allowed_delta:+.2f}); {v.objective} "
-            f"{_num(v.chosen_objective, 3)} against {_num(v.baseline_objective, 3)}{factor}",
+            f"evaluation examples ({for_console(v.interval_text)}; allowed {v.allowed_delta:+.2f}); {v.objective} "
+            f"{figure(v.chosen_objective, 3)} against {figure(v.baseline_objective, 3)}{factor}",
             highlight=False,
         )
         console.print(
-            f"  the budget {point} at the point estimate, and {over[v.holds_over_interval]} over the interval"
+            f"  the budget {point} at the point estimate, and [{colour}]{v.over_interval}[/{colour}] over the interval"
         )
     snippet = s.snippet()
     if snippet is not None:

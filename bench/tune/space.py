@@ -53,10 +53,7 @@ class Family:
             kept = configs[self.layer_step].get(self.layer_field, [])
             configs[self.layer_step][self.layer_field] = [*(kept if isinstance(kept, list) else []), *float_layers]
         steps = [CompressorStep(name=s.name, config=c) for s, c in zip(self.row.steps, configs, strict=True)]
-        label = trial_label(self.name, steps)
-        if len(steps) == 1:
-            return CompressorConfig(name=steps[0].name, config=steps[0].config, label=label)
-        return CompressorConfig(chain=steps, label=label)
+        return labelled_row(self.name, steps)
 
     def unquantized(self) -> CompressorConfig | None:
         """The row without its layer step (a chain's other steps: the most keeping layers in float can give
@@ -64,10 +61,7 @@ class Family:
         if self.layer_step is None or len(self.row.steps) < 2:
             return None
         steps = [s for i, s in enumerate(self.row.steps) if i != self.layer_step]
-        label = trial_label(self.name, steps)
-        if len(steps) == 1:
-            return CompressorConfig(name=steps[0].name, config=steps[0].config, label=label)
-        return CompressorConfig(chain=steps, label=label)
+        return labelled_row(self.name, steps)
 
     def problem(self, row: CompressorConfig) -> str | None:
         """Why a candidate's settings are invalid (its plugin's Config refuses them), or None."""
@@ -77,6 +71,14 @@ class Family:
             except ConfigError as exc:
                 return str(exc)
         return None
+
+
+def labelled_row(name: str, steps: Sequence[CompressorStep]) -> CompressorConfig:
+    """A candidate row of these steps (one compressor, or a chain), labelled by `trial_label`."""
+    label = trial_label(name, steps)
+    if len(steps) == 1:
+        return CompressorConfig(name=steps[0].name, config=steps[0].config, label=label)
+    return CompressorConfig(chain=list(steps), label=label)
 
 
 def trial_label(name: str, steps: Sequence[CompressorStep]) -> str:
