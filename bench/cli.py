@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from bench.api import Compressor, Task
+    from bench.launchers.base import Launcher
     from bench.registry import Registry
     from bench.validate import ResolvedSuite
 
@@ -42,6 +43,17 @@ def _parser() -> argparse.ArgumentParser:
         "--only", action="append", metavar="COMPRESSOR", help="run only this compressor row (label or name); repeatable"
     )
     run.add_argument("--data-dir", help="data directory (overrides $BENCH_DATA_DIR and the suite's data_dir)")
+    run.add_argument(
+        "--launcher", default="local", help="where the runs execute: local (default), ray, or a plugin's name"
+    )
+    run.add_argument(
+        "--address",
+        help="the cluster (ray: auto, host:port or ray://host:10001; default $RAY_ADDRESS, else a private Ray here)",
+    )
+    run.add_argument("--max-parallel", type=int, help="at most this many runs in flight (default: one per slot)")
+    run.add_argument(
+        "--gpu-runs-per-node", type=int, default=1, help="CUDA runs that may share a node, one GPU each (default 1)"
+    )
 
     validate = sub.add_parser("validate", help="check suites without loading any model")
     validate.add_argument("suite", type=Path, nargs="+")
@@ -149,16 +161,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
-    """`bench list`: every plugin, where it comes from, and the names that clash."""
+    """`bench list`: every plugin (compressors, tasks, launchers), where it comes from, and the names that
+    clash."""
     from rich.table import Table
 
-    from bench.registry import COMPRESSORS, TASKS, PluginError, clash_message
+    from bench.registry import COMPRESSORS, LAUNCHERS, TASKS, PluginError, clash_message
     from bench.report.text import for_console
 
     console = _console()
-    registries: tuple[tuple[Registry[Compressor], str], tuple[Registry[Task], str]] = (
+    registries: tuple[tuple[Registry[Compressor], str], tuple[Registry[Task], str], tuple[Registry[Launcher], str]] = (
         (COMPRESSORS, "compressors"),
         (TASKS, "tasks"),
+        (LAUNCHERS, "launchers"),
     )
     for registry, title in registries:
         table = Table(title=title, title_justify="left")
@@ -202,8 +216,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.only or []) - labels)
     if unknown:
         raise BenchError(f"--only {unknown[0]}: no such compressor row in the suite; rows: {', '.join(sorted(labels))}")
+    from bench.registry import LAUNCHERS
+
+    LAUNCHERS.entry(args.launcher)  # an unknown launcher is bad input, before anything starts
+    for flag, value in (("--max-parallel", args.max_parallel), ("--gpu-runs-per-node", args.gpu_runs_per_node)):
+        if value is not None and value < 1:
+            raise BenchError(f"{flag} must be a positive number, got {value}")
+    if args.launcher == "local" and (args.address or args.max_parallel or args.gpu_runs_per_node != 1):
+        raise BenchError("--address, --max-parallel and --gpu-runs-per-node need a cluster launcher (--launcher ray)")
     options = RunOptions(
-        results_dir=args.results_dir, limit=args.limit, quick=args.quick, force=args.force, only=args.only
+        results_dir=args.results_dir,
+        limit=args.limit,
+        quick=args.quick,
+        force=args.force,
+        only=args.only,
+        launcher=args.launcher,
+        address=args.address,
+        max_parallel=args.max_parallel,
+        gpu_runs_per_node=args.gpu_runs_per_node,
     )
     from bench.report.text import for_console
 

@@ -131,6 +131,18 @@ class ErrorInfo(BaseModel):
         return text
 
 
+class Placement(BaseModel):
+    """Where a launcher other than `local` executed a run: the cluster node, and when the run held it."""
+
+    launcher: str
+    node_id: str
+    node_address: str
+    started_unix: float
+    """The node's clock when the run's worker was started, in seconds since the epoch."""
+    finished_unix: float
+    """The node's clock when that worker had ended."""
+
+
 class RunRecord(BaseModel):
     """Everything measured in one run. Written once per run, as JSON."""
 
@@ -163,6 +175,8 @@ class RunRecord(BaseModel):
     """'pretrained' or 'random' (accuracy of random weights is not meaningful)."""
     model_info: Facts = Field(default_factory=dict)
     """How a random-weight model was built (architecture, seed, parameters, tokenizer vocabulary, corpus)."""
+    placement: Placement | None = None
+    """The cluster node that measured the run (None: the machine that ran `bench run`)."""
 
 
 class RecordError(BenchError):

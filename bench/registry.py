@@ -1,4 +1,5 @@
-"""Plugin registries: name -> plugin class, from the entry-point groups `bench.compressors` and `bench.tasks`.
+"""Plugin registries: name -> plugin class, from the entry-point groups `bench.compressors`, `bench.tasks` and
+`bench.launchers`.
 
 Entry points are listed without importing them; a plugin's module is imported only when a suite uses it,
 so `bench list` and `bench validate` stay fast and a broken or clashing third-party plugin breaks only the
@@ -16,11 +17,13 @@ from typing import Generic, TypeVar, cast
 
 from bench.api import Compressor, Task
 from bench.errors import BenchError
+from bench.launchers.base import Launcher
 
 COMPRESSORS_GROUP = "bench.compressors"
 TASKS_GROUP = "bench.tasks"
+LAUNCHERS_GROUP = "bench.launchers"
 
-P = TypeVar("P", Compressor, Task)
+P = TypeVar("P", Compressor, Task, Launcher)
 
 
 class PluginError(BenchError):
@@ -133,3 +136,4 @@ def clash_message(kind: str, name: str, entries: list[PluginEntry]) -> str:
 
 COMPRESSORS: Registry[Compressor] = Registry(COMPRESSORS_GROUP, "compressor", Compressor)
 TASKS: Registry[Task] = Registry(TASKS_GROUP, "task", Task)
+LAUNCHERS: Registry[Launcher] = Registry(LAUNCHERS_GROUP, "launcher", Launcher)

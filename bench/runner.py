@@ -1,25 +1,25 @@
-"""Run a suite: expand it, skip what is stored, launch each run in its own process, store every outcome."""
+"""Run a suite: plan it, pick a launcher, and the pieces launchers share (reuse of stored records, one run
+in a fresh worker process with a record whatever happens to it)."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
 import signal
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import __version__
 from bench.environment import Environment, capture, default_threads, machine_name
 from bench.failure import dumped_stack, registered_files
-from bench.folder_lock import folder_lock
 from bench.interrupts import shielded
+from bench.launchers.base import Outcome, RunOptions
+from bench.launchers.board import DONE_STATUSES
 from bench.launchers.local import LaunchResult, Limits, launch, log_tail, reap
-from bench.plan import RunSpec, expand, results_folder
+from bench.plan import RunSpec, expand
 from bench.progress import Progress as WorkerProgress
 from bench.progress import read_progress
 from bench.records import (
@@ -34,37 +34,17 @@ from bench.records import (
     supersede,
 )
 from bench.registry import COMPRESSORS, TASKS, PluginError
-from bench.report.text import for_console
 from bench.validate import ResolvedSuite
 from bench.worker import Job
 
-DONE_STATUSES = (Status.OK, Status.SKIPPED)
+__all__ = ["DONE_STATUSES", "Outcome", "RunOptions"]
 DEFAULT_RAM_SHARE = 0.8
 """The memory watchdog's default limit, as a share of the machine's RAM."""
 
 
-@dataclass
-class RunOptions:
-    """Command-line choices of `bench run`."""
-
-    results_dir: Path
-    limit: int | None = None
-    quick: bool = False
-    force: bool = False
-    only: list[str] | None = None
-    """Compressor rows (display names) to run; None runs them all."""
-
-
-@dataclass
-class Outcome:
-    """A run's record, and whether it was measured now or found stored."""
-
-    record: RunRecord
-    reused: bool
-
-
-def plan(resolved: ResolvedSuite, options: RunOptions) -> list[RunSpec]:
-    """The suite's runs under these options."""
+def plan(resolved: ResolvedSuite, options: RunOptions, threads: int | None = None) -> list[RunSpec]:
+    """The suite's runs under these options; `threads` is the default thread count of the machines that
+    will run them (this machine's physical cores when None), used where the suite sets none."""
     suite = resolved.suite
     return expand(
         suite,
@@ -73,7 +53,7 @@ def plan(resolved: ResolvedSuite, options: RunOptions) -> list[RunSpec]:
         calibration_source=resolved.calibration,
         plugins=resolved.plugins,
         tokenizer_corpus=resolved.tokenizer_corpus,
-        threads=suite.measurement.threads or default_threads(),
+        threads=suite.measurement.threads or threads or default_threads(),
         limit=options.limit,
         quick=options.quick,
     )
@@ -236,14 +216,21 @@ def clean_work(folder: Path, console: Console) -> None:
 
 
 def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) -> list[Outcome]:
-    """Run (or reuse) every run of the suite, baselines first, with a progress display."""
-    specs = plan(resolved, options)
-    folder = results_folder(options.results_dir, machine_name(), resolved.suite.name)
-    with folder_lock(folder) as killed:
-        if killed is not None:
-            console.print(f"  [yellow]resuming:[/yellow] the last run here ({for_console(killed)}) was killed")
-        clean_work(folder, console)
-        return _run_specs(specs, folder, options, console)
+    """Run (or reuse) every selected run of the suite with the launcher the options name."""
+    from bench.registry import LAUNCHERS
+
+    launcher = LAUNCHERS.load(options.launcher)(options)
+    return launcher.run(resolved, console)
+
+
+def selected(specs: list[RunSpec], only: list[str] | None) -> list[RunSpec]:
+    """The runs of the rows named by --only (all when None), in plan order."""
+    return [s for s in specs if only is None or s.compressor.display_name in only]
+
+
+def baseline_keys(specs: list[RunSpec]) -> dict[str, str]:
+    """Each group's baseline run key (from the whole plan, so that --only keeps its agreement)."""
+    return {s.group: s.key for s in specs if s.is_baseline}
 
 
 def reusable(folder: Path, spec: RunSpec, here: Environment, force: bool = False) -> RunRecord | None:
@@ -253,52 +240,3 @@ def reusable(folder: Path, spec: RunSpec, here: Environment, force: bool = False
     if stored is not None and stored.status in DONE_STATUSES and same_machine(stored, here):
         return stored
     return None
-
-
-def _run_specs(specs: list[RunSpec], folder: Path, options: RunOptions, console: Console) -> list[Outcome]:
-    baselines = {s.group: s.key for s in specs if s.is_baseline}
-    here = capture()
-    if options.only:
-        specs = [s for s in specs if s.compressor.display_name in options.only]
-    outcomes: list[Outcome] = []
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    progress.start()
-    try:
-        bar = progress.add_task("runs", total=len(specs))
-        for spec in specs:
-            label = f"{spec.compressor.display_name} {spec.device} bs{spec.batch_size} seq{spec.sequence_length}"
-            stored = reusable(folder, spec, here, options.force)
-            if stored is not None:
-                outcomes.append(Outcome(stored, reused=True))
-                console.print(f"  [dim]stored[/dim]  {for_console(label)}")
-                progress.advance(bar)
-                continue
-            progress.update(bar, description=label)
-            baseline_key = None if spec.is_baseline else baselines.get(spec.group)
-            record = run_one(spec, folder, baseline_key)
-            outcomes.append(Outcome(record, reused=False))
-            console.print(f"  {_status_mark(record.status)}  {for_console(label)}  [dim]({record.wall_s:.0f} s)[/dim]")
-            if record.status not in DONE_STATUSES and record.error is not None:
-                console.print(f"           {for_console(record.error.describe())}", highlight=False)
-            progress.advance(bar)
-    finally:
-        with contextlib.suppress(OSError):  # a terminal gone with SIGHUP must not hide why the run stopped
-            progress.stop()
-    return outcomes
-
-
-def _status_mark(status: Status) -> str:
-    return {
-        Status.OK: "[green]ok[/green]     ",
-        Status.SKIPPED: "[yellow]skipped[/yellow]",
-        Status.ERROR: "[red]error[/red]  ",
-        Status.TIMEOUT: "[red]timeout[/red]",
-        Status.OOM: "[red]oom[/red]    ",
-    }[status]
