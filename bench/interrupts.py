@@ -70,6 +70,23 @@ def interruptible() -> Iterator[None]:
         _restore(previous)
 
 
+@contextmanager
+def deferred() -> Iterator[list[int]]:
+    """Inside the block, handled signals are appended to the yielded list instead of raised: for a loop that
+    waits in native code (where a raising handler would surface as a SystemError) and checks the list
+    between its waits."""
+    received: list[int] = []
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = _install(note)
+    try:
+        yield received
+    finally:
+        _restore(previous)
+
+
 def say(line: str) -> None:
     """One line to stderr; a terminal that is gone (SIGHUP) is not an error."""
     with suppress(OSError, ValueError):

@@ -28,6 +28,7 @@ from rich.console import Console
 from bench import __version__
 from bench.errors import BenchError
 from bench.folder_lock import folder_lock
+from bench.interrupts import Interrupted, deferred, shielded
 from bench.launchers.base import Launcher, Outcome, RunOptions
 from bench.launchers.board import RunBoard
 from bench.launchers.ray_node import NodeFacts, NodeRun, measure, probe
@@ -55,6 +56,7 @@ NODE_LABEL = "ray.io/node-id"
 POLL_S = 0.5
 NODE_CHECK_S = 5.0
 CANCEL_GRACE_S = 30.0
+PROBE_TIMEOUT_S = 120.0
 SETUP_HINT = f"""start every node that may measure with `ray start ... --resources='{{"{SLOT}": 1}}'`"""
 
 
@@ -107,9 +109,10 @@ def local_paths(resolved: ResolvedSuite) -> list[str]:
     return sorted({*paths, *resolved.tokenizer_corpus})
 
 
-def preflight(ray: Any, resolved: ResolvedSuite) -> list[NodeFacts]:
-    """Probe every slot node (pinned to it): a BenchError names the first node that lacks a path or runs
-    another bench version. Returns the nodes' facts."""
+def preflight(ray: Any, resolved: ResolvedSuite, console: Console) -> list[NodeFacts]:
+    """Probe every slot node (pinned to it). A node that does not answer (gone, or not schedulable) is left
+    out with a warning; a BenchError names the first node that lacks a path or runs another bench version.
+    Returns the answering nodes' facts."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     nodes = slot_nodes(ray)
@@ -117,16 +120,25 @@ def preflight(ray: Any, resolved: ResolvedSuite) -> list[NodeFacts]:
         raise BenchError(f"no node of the Ray cluster advertises the '{SLOT}' resource: {SETUP_HINT}")
     paths = local_paths(resolved)
     remote = ray.remote(probe)
-    refs = [
-        remote.options(
+    refs = {
+        n["NodeID"]: remote.options(
             num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False), max_retries=0
         ).remote(paths)
         for n in nodes
-    ]
-    try:
-        facts: list[NodeFacts] = ray.get(refs, timeout=300)
-    except Exception as exc:
-        raise BenchError(f"the preflight on the Ray nodes failed: {type(exc).__name__}: {first_line(exc)}") from None
+    }
+    ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_TIMEOUT_S)
+    facts: list[NodeFacts] = []
+    for node_id, ref in refs.items():
+        try:
+            facts.append(ray.get(ref, timeout=0))
+        except Exception as exc:
+            console.print(
+                f"  [yellow]ray: node {node_id[:8]} did not answer the preflight, left out:[/yellow] "
+                f"{for_console(type(exc).__name__)}",
+                highlight=False,
+            )
+    if not facts:
+        raise BenchError("no node of the Ray cluster with a bench slot answered the preflight")
     for node in facts:
         if node.bench_version != __version__:
             raise BenchError(
@@ -194,7 +206,7 @@ class RayLauncher(Launcher):
 
     def run(self, resolved: ResolvedSuite, console: Console) -> list[Outcome]:
         with connected(self.options.address, console) as ray:
-            nodes = preflight(ray, resolved)
+            nodes = preflight(ray, resolved, console)
             console.print(
                 f"  [dim]ray: {len(nodes)} node(s) with a bench slot: "
                 f"{for_console(', '.join(n.name for n in nodes))}[/dim]",
@@ -289,7 +301,7 @@ class Dispatch:
             try:
                 outcomes += self.drive()
             except BaseException:
-                with contextlib.suppress(Exception):
+                with shielded(), contextlib.suppress(Exception):
                     self.cancel()
                 raise
         return outcomes
@@ -336,20 +348,29 @@ class Dispatch:
         outcomes: list[Outcome] = []
         limit = self.options.max_parallel or float("inf")
         checked = time.monotonic()
-        while self.ready or self.flights:
-            while self.ready and len(self.flights) < limit:
-                self.submit(heapq.heappop(self.ready))
-            done, _ = self.ray.wait(list(self.flights), num_returns=1, timeout=POLL_S)
-            self.read_events()
-            for ref in done:
-                flight = self.flights.pop(ref)
-                record = self.come_home(ref, flight)
-                outcomes.append(Outcome(record, reused=False))
-                if flight.spec.is_baseline:
-                    self.release(flight, record)
-            if time.monotonic() - checked > NODE_CHECK_S:
-                checked = time.monotonic()
-                outcomes += [Outcome(r, reused=False) for r in self.check_nodes()]
+        with deferred() as signals:
+            while self.ready or self.flights:
+                if signals:
+                    raise Interrupted(signals[0])
+                outcomes += self.step(limit)
+                if time.monotonic() - checked > NODE_CHECK_S:
+                    checked = time.monotonic()
+                    outcomes += [Outcome(r, reused=False) for r in self.check_nodes()]
+        return outcomes
+
+    def step(self, limit: float) -> list[Outcome]:
+        """Submit what fits, wait a moment for one run to end, and store those that did."""
+        outcomes: list[Outcome] = []
+        while self.ready and len(self.flights) < limit:
+            self.submit(heapq.heappop(self.ready))
+        done, _ = self.ray.wait(list(self.flights), num_returns=1, timeout=POLL_S)
+        self.read_events()
+        for ref in done:
+            flight = self.flights.pop(ref)
+            record = self.come_home(ref, flight)
+            outcomes.append(Outcome(record, reused=False))
+            if flight.spec.is_baseline:
+                self.release(flight, record)
         return outcomes
 
     def read_events(self) -> None:
@@ -359,7 +380,7 @@ class Dispatch:
                     if kind == "started" and flight.spec.key == key:
                         flight.node = node_id
                         node = self.nodes.get(node_id)
-                        self.board.started(flight.spec, node.address if node else node_id[:8])
+                        self.board.started(flight.spec, node.name if node else node_id[:8])
 
     def release(self, flight: Flight, record: RunRecord) -> None:
         """A baseline came home: its group's runs become ready, held to its hardware class."""
@@ -381,7 +402,7 @@ class Dispatch:
             record = self.lost(flight, exc)
         self.store(record, predictions, log)
         node = self.nodes.get(record.placement.node_id) if record.placement else None
-        self.board.finished(record, node.address if node else None)
+        self.board.finished(record, node.name if node else None)
         return record
 
     def lost(self, flight: Flight, exc: BaseException) -> RunRecord:
