@@ -140,7 +140,8 @@ class Placement(BaseModel):
     started_unix: float
     """The node's clock when the run's worker was started, in seconds since the epoch."""
     finished_unix: float
-    """The node's clock when that worker had ended."""
+    """The node's clock when that worker had ended (for a run lost with its node: the driver's clock when
+    the loss was seen)."""
 
 
 class RunRecord(BaseModel):

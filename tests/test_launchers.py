@@ -20,7 +20,7 @@ from bench.errors import BenchError
 from bench.launchers.base import Launcher, RunOptions
 from bench.launchers.local_suite import LocalLauncher
 from bench.launchers.ray_node import NodeFacts
-from bench.launchers.ray_suite import SLOT, cluster_threads, local_paths, preflight
+from bench.launchers.ray_suite import SLOT, cluster_threads, local_cluster_file, local_paths, preflight
 from bench.registry import LAUNCHERS
 from bench.validate import ResolvedSuite, resolve
 
@@ -177,6 +177,8 @@ def test_without_an_address_a_private_ray_on_loopback_runs_the_suite(
     tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path
 ) -> None:
     pytest.importorskip("ray")
+    if local_cluster_file().exists():
+        pytest.skip("a Ray cluster started with `ray start` runs on this machine: bench would join it")
     suite = write_suite(tmp_path / "tiny.yaml", tiny_model_dir, tiny_squad_dir)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     command = [sys.executable, "-m", "bench", "run", str(suite), "--results-dir", str(tmp_path / "res")]
@@ -184,7 +186,7 @@ def test_without_an_address_a_private_ray_on_loopback_runs_the_suite(
         [*command, "--launcher", "ray", "--limit", "4", "--quick"], env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "starting a private Ray on 127.0.0.1" in done.stdout
+    assert "starting a private Ray on 127.0.0.1" in done.stdout, done.stdout
     stored = [json.loads(p.read_text()) for p in (tmp_path / "res").glob("*/tiny/*.json")]
     assert len(stored) == 2 and all(r["placement"]["node_address"] == "127.0.0.1" for r in stored)
     agreement = next(r["agreement"] for r in stored if r["spec"]["compressor"]["name"] == "int8-dynamic")

@@ -27,7 +27,7 @@ SCRATCH_PREFIX = "bench-ray-"
 class EventSink(Protocol):
     """Where a node says that a run has started (a Ray queue on the driver's node)."""
 
-    def put(self, item: tuple[str, str, str], block: bool = ..., timeout: float | None = ...) -> None:
+    def put(self, item: tuple[str, str, str, float], block: bool = ..., timeout: float | None = ...) -> None:
         """Send one event."""
 
 
@@ -92,7 +92,7 @@ def measure(
     """Run `spec` on this node as the local launcher would; returns the run and its predictions file."""
     node_id, address = node_identity()
     if events is not None:
-        events.put(("started", spec.key, node_id))
+        events.put(("started", spec.key, node_id, time.time()))
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     try:
         if baseline_key is not None and baseline_predictions is not None:

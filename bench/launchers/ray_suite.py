@@ -16,6 +16,7 @@ import contextlib
 import heapq
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,11 +74,20 @@ LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 """Set to 0 before Ray is imported, Ray binds a single-node instance to 127.0.0.1 (on any platform)."""
 
 
+def local_cluster_file() -> Path:
+    """Where `ray start` on this machine writes its cluster's address (removed by `ray stop`)."""
+    return Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+
+
 @contextlib.contextmanager
 def connected(address: str | None, console: Console) -> Iterator[Any]:
-    """Ray, connected to the cluster at `address` (or $RAY_ADDRESS); without either, to a private Ray
-    instance bound to 127.0.0.1 whose one node has one bench slot. Disconnected on exit."""
+    """Ray, connected to the cluster at `address`, else $RAY_ADDRESS, else the cluster that `ray start` began
+    on this machine; without any, to a private Ray instance bound to 127.0.0.1 whose one node has one bench
+    slot. Disconnected on exit."""
     target = address or os.environ.get("RAY_ADDRESS")
+    if not target and local_cluster_file().is_file():
+        target = "auto"
+        console.print("  [dim]ray: connecting to the Ray cluster started on this machine (--address auto)[/dim]")
     if not target:
         os.environ.setdefault(LOOPBACK_ONLY, "0")
     ray = import_ray()
@@ -86,7 +96,7 @@ def connected(address: str | None, console: Console) -> Iterator[Any]:
         if target:
             ray.init(address=target, **quiet)
         else:
-            console.print("  [dim]ray: no --address or RAY_ADDRESS: starting a private Ray on 127.0.0.1[/dim]")
+            console.print("  [dim]ray: no cluster given or started here: starting a private Ray on 127.0.0.1[/dim]")
             ray.init(resources={SLOT: 1}, include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = target or "this machine"
@@ -184,6 +194,10 @@ class Flight:
     submitted: float
     node: str | None = None
     """The Ray id of the node it started on, once it said so."""
+    started: float | None = None
+    """The node's clock when it began the run, once it said so."""
+    stranded: bool = False
+    """Cancelled by the driver because every node it may run on is gone."""
 
 
 @dataclass(order=True)
@@ -375,10 +389,10 @@ class Dispatch:
 
     def read_events(self) -> None:
         with contextlib.suppress(Exception):
-            for kind, key, node_id in self.events.get_nowait_batch(self.events.qsize()):
+            for kind, key, node_id, started in self.events.get_nowait_batch(self.events.qsize()):
                 for flight in self.flights.values():
                     if kind == "started" and flight.spec.key == key:
-                        flight.node = node_id
+                        flight.node, flight.started = node_id, started
                         node = self.nodes.get(node_id)
                         self.board.started(flight.spec, node.name if node else node_id[:8])
 
@@ -412,7 +426,9 @@ class Dispatch:
         where = f"on node {node.name}" if node else "before it started on a node"
         kind = type(exc).__name__
         message = f"the Ray task {where} failed: {kind}: {first_line(exc)}"
-        if kind in ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "OwnerDiedError"):
+        if flight.stranded:
+            message = f"no node it may run on is left in the cluster (all of {len(flight.nodes)} are gone)"
+        elif kind in ("NodeDiedError", "WorkerCrashedError", "LocalRayletDiedError", "OwnerDiedError"):
             message = f"the node {node.name if node else '?'} (or its Ray worker) died during the run: {kind}"
         elif kind == "TaskCancelledError":
             message = f"the Ray task was cancelled {where}"
@@ -424,7 +440,7 @@ class Dispatch:
                 launcher="ray",
                 node_id=node.node_id,
                 node_address=node.address,
-                started_unix=flight.submitted,
+                started_unix=flight.started or flight.submitted,
                 finished_unix=finished,
             )
             if node
@@ -464,14 +480,15 @@ class Dispatch:
         alive = {n["NodeID"] for n in slot_nodes(self.ray)}
         for ref, flight in self.flights.items():
             if flight.node is None and not alive & set(flight.nodes):
+                flight.stranded = True
                 self.ray.cancel(ref, force=False)
         stuck = [item for item in self.ready if not alive & set(item.nodes)]
         self.ready = [item for item in self.ready if item not in stuck]
         heapq.heapify(self.ready)
         records = []
         for item in stuck:
-            flight = Flight(item.spec, None, item.nodes, time.time())
-            record = self.lost(flight, RuntimeError("no node it may run on is left in the cluster"))
+            flight = Flight(item.spec, None, item.nodes, time.time(), stranded=True)
+            record = self.lost(flight, RuntimeError("its nodes are gone"))
             self.store(record, None, b"")
             self.board.finished(record)
             records.append(record)
