@@ -258,14 +258,22 @@ def hanging_worker(cluster: LocalCluster, marker: Path, bench_run: subprocess.Po
     raise AssertionError("the hanging run never started")
 
 
+def hang_a_run(
+    cluster: LocalCluster, model: Path, data: Path, tmp_path: Path
+) -> tuple[subprocess.Popen[bytes], psutil.Process, list[str | Path]]:
+    """`bench run` of the hanging suite in the background, once its hanging run has begun: the command, the
+    hanging worker, and the command's arguments (to run it again)."""
+    marker = tmp_path / "hung"
+    suite = hanging_suite(tmp_path, model, data, marker)
+    args: list[str | Path] = [suite, "--results-dir", tmp_path / "res", "--limit", "4", "--quick", *cluster.flags]
+    run = start_bench(cluster.env, tmp_path / "out.txt", *args)
+    return run, hanging_worker(cluster, marker, run), args
+
+
 def test_ctrl_c_on_the_driver_cancels_the_runs_and_kills_their_workers(
     two_nodes: LocalCluster, tiny_model_dir: Path, tiny_squad_dir: Path, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "hung"
-    suite = hanging_suite(tmp_path, tiny_model_dir, tiny_squad_dir, marker)
-    args = ["--results-dir", tmp_path / "res", "--limit", "4", "--quick", *two_nodes.flags]
-    run = start_bench(two_nodes.env, tmp_path / "out.txt", suite, *args)
-    worker = hanging_worker(two_nodes, marker, run)
+    run, worker, _ = hang_a_run(two_nodes, tiny_model_dir, tiny_squad_dir, tmp_path)
     os.kill(run.pid, signal.SIGINT)
     assert run.wait(timeout=120) == 130, (tmp_path / "out.txt").read_text()
     worker.wait(timeout=30)  # its node's launcher killed it
@@ -277,11 +285,7 @@ def test_ctrl_c_on_the_driver_cancels_the_runs_and_kills_their_workers(
 def test_a_node_that_dies_mid_run_gives_an_error_record_and_the_suite_completes(
     two_nodes: LocalCluster, tiny_model_dir: Path, tiny_squad_dir: Path, tmp_path: Path
 ) -> None:
-    marker = tmp_path / "hung"
-    suite = hanging_suite(tmp_path, tiny_model_dir, tiny_squad_dir, marker)
-    args = ["--results-dir", tmp_path / "res", "--limit", "4", "--quick", *two_nodes.flags]
-    run = start_bench(two_nodes.env, tmp_path / "out.txt", suite, *args)
-    worker = hanging_worker(two_nodes, marker, run)
+    run, worker, again_command = hang_a_run(two_nodes, tiny_model_dir, tiny_squad_dir, tmp_path)
     victim = ray_node_of(worker)
     assert victim in ("b", "c")
     two_nodes.kill_node(victim)
@@ -294,7 +298,7 @@ def test_a_node_that_dies_mid_run_gives_an_error_record_and_the_suite_completes(
     assert lost["placement"]["node_id"][:8] in lost["error"]["message"], lost["error"]["message"]
     assert "died" in lost["error"]["message"]
 
-    again = bench(two_nodes.env, suite, *args)  # only what is missing runs
+    again = bench(two_nodes.env, *again_command)  # only what is missing runs
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("stored") == 2
     assert records(tmp_path / "res")[lost["spec"]["key"]]["status"] == "ok"
