@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bench.attention import executed
 from bench.config import format_validation_error
 from bench.datadir import Source
 from bench.errors import ConfigError
@@ -147,6 +148,18 @@ class ExecutedPrecision(BaseModel):
         return f"claims {claimed} but executes {self.label} ({counts}; {self.source})"
 
 
+@dataclass(frozen=True)
+class Compilation:
+    """How a model was compiled (torch.compile): its settings and what compiling cost."""
+
+    mode: str
+    dynamic: bool | None
+    seconds: float
+    """The first, compiling call (and the graphs it built) in seconds."""
+    graphs: int
+    """Graphs built by that call."""
+
+
 class ModelHandle(ABC):
     """A model ready to run: a runtime (eager PyTorch, ONNX Runtime, ...) plus its tokenizer.
 
@@ -164,6 +177,13 @@ class ModelHandle(ABC):
         self.device = device
         self.config = config
         """The transformers config of the model (architecture, `is_encoder_decoder`), when it has one."""
+        self.compilation: Compilation | None = None
+        """Set by a compressor that compiled the model; None: it runs as loaded."""
+
+    def attention_implementation(self) -> str | None:
+        """The attention kernels the model runs, read back from its transformers config (None without one;
+        an exported graph keeps the implementation it was traced with)."""
+        return executed(self.config)
 
     @abstractmethod
     def forward(self, batch: Batch) -> Mapping[str, torch.Tensor]:

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from bench.attention import Attention
 from bench.errors import ConfigError, SuiteWarning
 from bench.measure.latency import LatencySettings
 
@@ -29,6 +30,8 @@ _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 NAME_MAX = 64
 """Suite names and row labels become file and folder names: keep them short."""
+BASELINE = "baseline"
+"""The identity compressor: the uncompressed reference of every group."""
 SEED_MAX = 2**32 - 1
 """numpy's seeds are 0 .. 2**32 - 1."""
 
@@ -54,6 +57,13 @@ class ModelConfig(StrictModel):
     tokenizer_corpus: list[str] = Field(default_factory=list)
     """For `architecture`: files or folders (relative to the suite or the data directory) whose text trains
     the tokenizer; default: the task's evaluation and calibration files."""
+    attention: Attention | None = None
+    """transformers' `attn_implementation` for every row (a row may set its own); default: transformers'
+    choice (sdpa where the model family has it, else eager)."""
+
+    def identity(self) -> dict[str, Any]:
+        """What names the model in run keys (an unset attention leaves the keys of older records alone)."""
+        return self.model_dump(exclude=set() if self.attention else {"attention"})
 
     @model_validator(mode="after")
     def _id_or_architecture(self) -> ModelConfig:
@@ -164,6 +174,12 @@ class CompressorConfig(StrictModel):
     label: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     chain: list[CompressorStep] | None = None
+    attention: Attention | None = None
+    """This row's attention implementation, replacing the model's (eager and sdpa rows side by side)."""
+
+    def identity(self) -> dict[str, Any]:
+        """What names the row in run keys (an unset attention leaves the keys of older records alone)."""
+        return self.model_dump(exclude=set() if self.attention else {"attention"})
 
     @property
     def steps(self) -> list[CompressorStep]:
@@ -172,6 +188,11 @@ class CompressorConfig(StrictModel):
             return list(self.chain)
         assert self.name is not None
         return [CompressorStep(name=self.name, config=self.config)]
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether the row is the plain uncompressed reference (no settings, no chain, the model's attention)."""
+        return self.name == BASELINE and not self.config and self.chain is None and self.attention is None
 
     @property
     def display_name(self) -> str:

@@ -11,11 +11,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from bench import __version__
-from bench.config import CompressorConfig, MeasurementConfig, ModelConfig, SuiteConfig, TaskConfig
+from bench.attention import Attention
+from bench.config import BASELINE, CompressorConfig, MeasurementConfig, ModelConfig, SuiteConfig, TaskConfig
 from bench.datadir import Source
 from bench.shape import Shape
 
-BASELINE = "baseline"
+__all__ = ["BASELINE", "RunSpec", "expand", "results_folder"]
 
 
 class RunSpec(BaseModel):
@@ -58,7 +59,12 @@ class RunSpec(BaseModel):
     @property
     def is_baseline(self) -> bool:
         """Whether this run is the uncompressed reference of its group."""
-        return self.compressor.name == BASELINE and not self.compressor.config and self.compressor.chain is None
+        return self.compressor.is_baseline
+
+    @property
+    def attention(self) -> Attention | None:
+        """The attention implementation requested for this run (None: transformers' default)."""
+        return self.compressor.attention or self.model.attention
 
 
 def _digest(payload: Any) -> str:
@@ -101,7 +107,7 @@ def expand(
     for device, batch_size, seq_len in product(suite.devices, suite.batch_sizes, suite.sequence_lengths):
         group_payload = {
             "suite": suite.name,
-            "model": suite.model.model_dump(),
+            "model": suite.model.identity(),
             "task": task.identity(),
             "device": device,
             "batch_size": batch_size,
@@ -112,10 +118,10 @@ def expand(
             "threads": threads,
         }
         group = _digest(group_payload)[:12]
-        ordered = sorted(suite.compressors, key=lambda c: c.name != BASELINE or bool(c.config))
+        ordered = sorted(suite.compressors, key=lambda c: not c.is_baseline)
         for comp in ordered:
             used = {name: versions[name] for name in (task.name, *(s.name for s in comp.steps)) if name in versions}
-            identity = {**group_payload, "compressor": comp.model_dump(), "plugins": used, "bench": __version__}
+            identity = {**group_payload, "compressor": comp.identity(), "plugins": used, "bench": __version__}
             digest = _digest(identity)[:10]
             key = f"{comp.display_name}__{device}__bs{batch_size}__seq{seq_len}__{digest}"
             runs.append(

@@ -131,6 +131,22 @@ class ErrorInfo(BaseModel):
         return text
 
 
+class Execution(BaseModel):
+    """How the measured model ran, read back from it: its attention kernels and its compilation."""
+
+    attention: str | None = None
+    """The attention implementation the model runs (transformers' `_attn_implementation`; None: unknown)."""
+    attention_requested: str | None = None
+    """What the suite asked for (None: transformers' default)."""
+    compiled: bool = False
+    compile_mode: str | None = None
+    compile_s: float | None = None
+    """Seconds the first (compiling) call took, inside the compress phase."""
+    graphs_compiled_while_timing: int | None = None
+    """Graphs torch.compile built during timed calls (after warm-up): above 0, the timings include
+    recompilation. None when the model is not compiled."""
+
+
 class Placement(BaseModel):
     """Where a launcher other than `local` executed a run: the cluster node, and when the run held it."""
 
@@ -178,6 +194,9 @@ class RunRecord(BaseModel):
     """How a random-weight model was built (architecture, seed, parameters, tokenizer vocabulary, corpus)."""
     placement: Placement | None = None
     """The cluster node that measured the run (None: the machine that ran `bench run`)."""
+    execution: Execution | None = None
+    """Attention kernels and compilation of the measured model (None: records older than these fields, or
+    runs that ended before compression)."""
 
 
 class RecordError(BenchError):

@@ -14,7 +14,6 @@ from bench.chain import Step, chain_problem
 from bench.config import SuiteConfig
 from bench.datadir import Source, resolve_data_dir, resolve_dataset, resolve_model, resolve_path
 from bench.errors import ConfigError, DataNotFoundError, SuiteWarning
-from bench.plan import BASELINE
 from bench.registry import COMPRESSORS, TASKS, PluginError
 
 
@@ -97,7 +96,7 @@ def resolve(suite: SuiteConfig, path: Path, data_dir_option: str | None = None) 
             SuiteWarning,
             stacklevel=2,
         )
-    if not any(c.name == BASELINE and c.chain is None and not c.config for c in suite.compressors):
+    if not any(c.is_baseline for c in suite.compressors):
         warnings.warn(
             f"{path}: compressors: no `baseline` row: deltas and agreement need the uncompressed model",
             SuiteWarning,

@@ -9,6 +9,7 @@ each returning its typed part of the record.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import faulthandler
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bench import __version__
+from bench import __version__, attention
 from bench.api import (
     Batch,
     CalibrationData,
@@ -34,6 +35,7 @@ from bench.api import (
     Verification,
 )
 from bench.chain import Step, apply_chain
+from bench.compilation import RecompileWatch
 from bench.datadir import Source
 from bench.environment import Environment, capture, cpu_flags, machine_name
 from bench.errors import CompressionNotApplied, DataNotFoundError, UnsupportedHere
@@ -52,6 +54,7 @@ from bench.records import (
     Accuracy,
     Agreement,
     ErrorInfo,
+    Execution,
     Facts,
     Memory,
     RunRecord,
@@ -92,6 +95,7 @@ class RecordParts:
     latency: dict[str, LatencyResult] = field(default_factory=dict)
     accuracy: Accuracy | None = None
     agreement: Agreement | None = None
+    execution: Execution | None = None
 
 
 @dataclass
@@ -229,6 +233,7 @@ def _execute(run: Run) -> None:
     census = take_census(model.tensors())
     with run.phase("compress"):
         model, run.parts.verification = compress(run, task, model, source, census)
+    run.parts.execution = execution(run, model)
     with run.phase("save", sample=False):
         run.parts.size = save(run, model, census)
         run.parts.precision = check_precision(run, model)
@@ -247,10 +252,11 @@ def setup(run: Run) -> Task:
     run.steps = [Step(s.name, COMPRESSORS.load(s.name).from_mapping(s.config)) for s in spec.compressor.steps]
     run.task = TASKS.load(spec.task.name).from_mapping(spec.task.config)
     run.parts.environment = capture(threads=spec.threads, seed=spec.seed)
-    for step in run.steps:
-        reason = step.compressor.unsupported_reason(spec.device, run.flags)
-        if reason is not None:
-            raise UnsupportedHere(reason)
+    reasons = [step.compressor.unsupported_reason(spec.device, run.flags) for step in run.steps]
+    reasons.append(attention.unsupported_here(spec.attention, spec.device))
+    reason = next((r for r in reasons if r is not None), None)
+    if reason is not None:
+        raise UnsupportedHere(reason)
     if spec.device.startswith("cuda"):
         import torch
 
@@ -272,7 +278,11 @@ def load(run: Run, task: Task) -> tuple[ModelHandle, Source]:
     source = spec.model_source
     if source.architecture:
         source = build_random_model(run)
-    return task.load_model(source, spec.device, spec.model.revision), source
+    reason = attention.unsupported_by_model(spec.attention, source.location, spec.model.revision)
+    if reason is not None:
+        raise UnsupportedHere(reason)
+    model = task.load_model(source, spec.device, spec.model.revision, **attention.load_arguments(spec.attention))
+    return model, source
 
 
 def build_random_model(run: Run) -> Source:
@@ -331,7 +341,8 @@ def build_context(
         return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)[0]
 
     def reload(**kwargs: object) -> ModelHandle:
-        return task.load_model(model_source, spec.device, spec.model.revision, **kwargs)
+        arguments = {**attention.load_arguments(spec.attention), **kwargs}
+        return task.load_model(model_source, spec.device, spec.model.revision, **arguments)
 
     return CompressContext(
         device=spec.device,
@@ -385,6 +396,19 @@ def check_precision(run: Run, model: ModelHandle) -> ExecutedPrecision | None:
     return executed
 
 
+def execution(run: Run, model: ModelHandle) -> Execution:
+    """The attention kernels and compilation of the model about to be measured, read back from it."""
+    compiled = model.compilation
+    return Execution(
+        attention=model.attention_implementation(),
+        attention_requested=run.spec.attention,
+        compiled=compiled is not None,
+        compile_mode=compiled.mode if compiled else None,
+        compile_s=compiled.seconds if compiled else None,
+        graphs_compiled_while_timing=0 if compiled else None,
+    )
+
+
 def save(run: Run, model: ModelHandle, census_before: Census) -> Size:
     """Save the model as a user would ship it, and weigh it."""
     saved_dir = run.workdir / "saved"
@@ -409,8 +433,19 @@ def prepare(run: Run, task: Task, model: ModelHandle) -> EvalData:
 def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]) -> dict[str, LatencyResult]:
     """Steady-state latency on real inputs, flagged when other processes competed for the CPU."""
     contention = CpuContention.start()
-    timings = task.latency(model, pool, run.spec.measurement.latency_settings(), run.spec.shape)
+    settings = run.spec.measurement.latency_settings()
+    watch = RecompileWatch() if model.compilation is not None else None
+    if watch is not None:
+        settings = dataclasses.replace(settings, timed_region=watch.region)
+    timings = task.latency(model, pool, settings, run.spec.shape)
     busy = round(contention.share(), 4)
+    if watch is not None and run.parts.execution is not None:
+        run.parts.execution = run.parts.execution.model_copy(update={"graphs_compiled_while_timing": watch.built})
+        if watch.built:
+            run.parts.notes.append(
+                f"torch.compile built {watch.built} graph(s) during timed calls: these timings include "
+                "recompilation (inputs of new shapes after warm-up)"
+            )
     if busy > BUSY_THRESHOLD:
         run.parts.notes.append(
             f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"

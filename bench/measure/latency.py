@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -28,6 +29,9 @@ class LatencySettings:
     min_duration_s: float
     max_iterations: int
     max_duration_s: float
+    timed_region: Callable[[], AbstractContextManager[object]] = nullcontext
+    """Entered around the timed calls only (after the cold call and warm-up): a run watches what happens
+    while it is timed (torch.compile recompiling) with it."""
 
 
 class LatencyResult(BaseModel):
@@ -76,15 +80,16 @@ def time_calls(
         call(inputs[(i + 1) % len(inputs)])
     synchronize()
     samples: list[float] = []
-    began = clock()
-    i = settings.warmup + 1
-    while True:
-        samples.append(timed(inputs[i % len(inputs)]))
-        i += 1
-        elapsed = (clock() - began) / 1e9
-        enough = len(samples) >= settings.min_iterations and elapsed >= settings.min_duration_s
-        if enough or len(samples) >= settings.max_iterations or elapsed >= settings.max_duration_s:
-            return cold_ms, samples, elapsed
+    with settings.timed_region():
+        began = clock()
+        i = settings.warmup + 1
+        while True:
+            samples.append(timed(inputs[i % len(inputs)]))
+            i += 1
+            elapsed = (clock() - began) / 1e9
+            enough = len(samples) >= settings.min_iterations and elapsed >= settings.min_duration_s
+            if enough or len(samples) >= settings.max_iterations or elapsed >= settings.max_duration_s:
+                return cold_ms, samples, elapsed
 
 
 def latency_result(

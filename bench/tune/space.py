@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from bench.api import Dimension, JsonScalar
 from bench.config import CompressorConfig, CompressorStep, SuiteConfig
 from bench.errors import BenchError, ConfigError
-from bench.plan import BASELINE
 from bench.registry import COMPRESSORS
 
 LABEL_ROOM = 48
@@ -112,7 +111,7 @@ def family(row: CompressorConfig) -> Family:
 
 def families(suite: SuiteConfig, only: Sequence[str] | None = None) -> list[Family]:
     """The suite's rows other than the baseline, restricted to `only` (row labels or compressor names)."""
-    rows = [c for c in suite.compressors if not (c.name == BASELINE and c.chain is None and not c.config)]
+    rows = [c for c in suite.compressors if not c.is_baseline]
     if only:
         known = {c.display_name for c in rows} | {s.name for c in rows for s in c.steps}
         unknown = sorted(set(only) - known)
