@@ -109,6 +109,10 @@ def _sparsity(r: RunRecord) -> float | None:
     return 100 * r.size.census_after.sparsity if r.size and r.size.census_after else None
 
 
+def _compile_s(r: RunRecord) -> float | None:
+    return r.execution.compile_s if r.execution else None
+
+
 FIXED: tuple[Metric, ...] = (
     Metric("latency.p50", "lat.p50", "p50 ms", _stat("p50"), False, "rel", unit="ms", spread=("main", "p50")),
     Metric(
@@ -171,6 +175,7 @@ FIXED: tuple[Metric, ...] = (
     Metric("size.zipped", "size.zip", "zipped MB", _zip_mb, False, None, 1, "MB", in_summary=False),
     Metric("parameters", "params.m", "params M", _params_m, False, None, 2, "M", in_summary=False),
     Metric("sparsity", "sparsity", "sparsity %", _sparsity, None, None, 1, "%", in_summary=False),
+    Metric("compile_time", "compile.s", "compile s", _compile_s, False, None, 1, "s", in_summary=False),
 )
 """In table order (after the task's accuracy and agreement columns)."""
 
@@ -190,6 +195,7 @@ TABLE_ORDER = (
     "size.zip",
     "params.m",
     "sparsity",
+    "compile.s",
 )
 BY_NAME = {m.name: m for m in FIXED} | {m.key: m for m in FIXED}
 

@@ -23,6 +23,8 @@ IDENTITY = [
     "compressor",
     "status",
     "precision",
+    "attention",
+    "compiled",
     "weights",
     "key",
 ]
@@ -45,6 +47,8 @@ def flat_frame(tables: Sequence[GroupTable]) -> pd.DataFrame:
             frame.loc[i, "sequence_length"] = s.sequence_length
             frame.loc[i, "machine"] = record.machine
             frame.loc[i, "weights"] = record.weights
+            frame.loc[i, "attention"] = record.execution.attention if record.execution else None
+            frame.loc[i, "compiled"] = record.execution.compiled if record.execution else None
             frame.loc[i, "key"] = s.key
             frame.loc[i, "error"] = record.error.message if record.error else ""
         parts.append(frame)
@@ -70,6 +74,7 @@ _PREFIXES = (
     "size",
     "params",
     "sparsity",
+    "compile",
 )
 _SUFFIXES = ("", ".delta", ".lo", ".hi")
 

@@ -55,6 +55,25 @@ def _memory_note(members: list[RunRecord]) -> str | None:
     )
 
 
+def execution_note(members: list[RunRecord]) -> str | None:
+    """Which attention kernels and compilation each run executed: one line when all agree, a MIXED flag
+    naming the rows when they differ (an sdpa row is never compared with an eager one unknowingly)."""
+    kinds: dict[str, list[str]] = {}
+    for r in members:
+        if r.execution is None:
+            continue
+        ran = f"{r.execution.attention} attention" if r.execution.attention else "attention unknown"
+        if r.execution.compiled:
+            ran += f", compiled ({r.execution.compile_mode}, {r.execution.compile_s or 0:.1f} s)"
+        kinds.setdefault(ran, []).append(r.spec.compressor.display_name)
+    if not kinds:
+        return None
+    if len(kinds) == 1:
+        return f"all runs: {next(iter(kinds))}"
+    rows = "; ".join(f"{ran}: {', '.join(names)}" for ran, names in kinds.items())
+    return f"MIXED EXECUTION: the rows ran different attention kernels or compilation ({rows})"
+
+
 def table_notes(members: list[RunRecord]) -> list[str]:
     """Notes shared by every run once, then each run's own, its proof and its compression facts."""
     shared = set.intersection(*(set(r.notes) for r in members)) if len(members) > 1 else set()
@@ -63,9 +82,9 @@ def table_notes(members: list[RunRecord]) -> list[str]:
     notes += [line for r in members if (line := _verification(r)) is not None]
     notes += [f"{r.spec.compressor.display_name}: {fact}" for r in members for fact in compression_facts(r)]
     notes = [n for n in notes if not n.split(": ", 1)[-1].startswith("random weights (")]  # said once below
-    memory = _memory_note(members)
-    if memory:
-        notes.append(memory)
+    for extra in (_memory_note(members), execution_note(members)):
+        if extra:
+            notes.append(extra)
     if any(r.weights == "random" for r in members):
         build = next((r.model_info for r in members if r.model_info), {})
         architecture = build.get("architecture") or members[0].spec.model.architecture or "model"
