@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bench.attention import executed
+from bench.attention import executed, pattern
 from bench.config import format_validation_error
 from bench.datadir import Source
 from bench.errors import ConfigError
@@ -184,6 +184,11 @@ class ModelHandle(ABC):
         """The attention kernels the model runs, read back from its transformers config (None without one;
         an exported graph keeps the implementation it was traced with)."""
         return executed(self.config)
+
+    def attention_pattern(self) -> str | None:
+        """Which query-key pairs attention computes ("full", a sliding window, block sparse), from the
+        config (None without one)."""
+        return None if self.config is None else pattern(self.config)
 
     @abstractmethod
     def forward(self, batch: Batch) -> Mapping[str, torch.Tensor]:

@@ -52,3 +52,19 @@ def executed(config: object) -> str | None:
     """The attention implementation a loaded model runs, from its config (None where it has none)."""
     value = getattr(config, "_attn_implementation", None)
     return value if isinstance(value, str) else None
+
+
+def pattern(config: object, block_sparse_switched_off: bool = False) -> str:
+    """Which query-key pairs the model's attention computes: "full", a sliding window, or block-sparse
+    (BigBird turns block-sparse off for inputs too short for its blocks: `block_sparse_switched_off`)."""
+    window = getattr(config, "attention_window", None)
+    if isinstance(window, list) and window:
+        return f"sliding window of {max(window)} tokens + global"
+    if isinstance(window, int):
+        return f"sliding window of {window} tokens + global"
+    if getattr(config, "attention_type", None) == "block_sparse":
+        if block_sparse_switched_off:
+            return "full (block-sparse switched off by the model: the input is too short for its blocks)"
+        blocks, random = getattr(config, "block_size", "?"), getattr(config, "num_random_blocks", "?")
+        return f"block sparse ({blocks}-token blocks, {random} random)"
+    return "full"

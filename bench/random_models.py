@@ -33,6 +33,8 @@ class TokenizerRecipe:
     leading: tuple[str, ...]
     trailing: tuple[str, ...]
     template: str
+    pair: str
+    """The template of a pair of texts (QA: question, context)."""
     unused_rows: int = 0
     """Embedding rows beyond the tokenizer (t5-small has 32,128 rows for 32,100 tokens)."""
     roles: dict[str, str] = field(default_factory=dict)
@@ -47,17 +49,26 @@ CONFIG_TOKEN_ROLES = {
     "bos_token_id": "bos_token",
     "forced_eos_token_id": "eos_token",
     "forced_bos_token_id": "bos_token",
+    "sep_token_id": "sep_token",
+}
+BART_ROLES = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "mask_token": "<mask>",
 }
 
 
 def recipe_for(model_type: str, vocab_size: int) -> TokenizerRecipe:
-    """The tokenizer layout of a model type (marian, t5, bart)."""
+    """The tokenizer layout of a model type (marian, t5, bart and led, longformer, bigbird_pegasus, big_bird)."""
     if model_type == "marian":
         return TokenizerRecipe(
             False,
             ("</s>", "<unk>"),
             ("<pad>",),
             "$A </s>",
+            "$A </s> $B </s>",
             roles={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
             decoder_start="pad_token",
         )
@@ -69,25 +80,48 @@ def recipe_for(model_type: str, vocab_size: int) -> TokenizerRecipe:
             ("<pad>", "</s>", "<unk>"),
             extras,
             "$A </s>",
+            "$A </s> $B </s>",
             unused_rows=28 if big else 0,
             roles={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
             decoder_start="pad_token",
         )
-    if model_type in ("bart", "mbart"):
+    if model_type in ("bart", "mbart", "led"):
+        leading = ("<s>", "<pad>", "</s>", "<unk>")
+        return TokenizerRecipe(True, leading, ("<mask>",), "<s> $A </s>", "<s> $A </s> $B </s>", roles=BART_ROLES)
+    if model_type == "longformer":  # RoBERTa's layout: a pair is <s> A </s></s> B </s> (three separators)
+        leading = ("<s>", "<pad>", "</s>", "<unk>")
+        roles = {**BART_ROLES, "sep_token": "</s>", "cls_token": "<s>"}
+        return TokenizerRecipe(True, leading, ("<mask>",), "<s> $A </s>", "<s> $A </s> </s> $B </s>", roles=roles)
+    if model_type == "bigbird_pegasus":  # Pegasus's layout: pad, eos, then the sentence-mask token
         return TokenizerRecipe(
-            True,
-            ("<s>", "<pad>", "</s>", "<unk>"),
-            ("<mask>",),
-            "<s> $A </s>",
+            False,
+            ("<pad>", "</s>", "<mask_1>", "<unk>"),
+            (),
+            "$A </s>",
+            "$A $B </s>",
+            roles={"eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask_1>"},
+            decoder_start="pad_token",
+        )
+    if model_type == "big_bird":
+        return TokenizerRecipe(
+            False,
+            ("<pad>", "<s>", "</s>", "<unk>", "[CLS]", "[SEP]", "[MASK]"),
+            (),
+            "[CLS] $A [SEP]",
+            "[CLS] $A [SEP] $B [SEP]",
             roles={
                 "bos_token": "<s>",
                 "eos_token": "</s>",
                 "unk_token": "<unk>",
                 "pad_token": "<pad>",
-                "mask_token": "<mask>",
+                "sep_token": "[SEP]",
+                "cls_token": "[CLS]",
+                "mask_token": "[MASK]",
             },
+            decoder_start="pad_token",
         )
-    raise ConfigError(f"no tokenizer recipe for model type '{model_type}' (known: marian, t5, bart)")
+    known = "marian, t5, bart, led, longformer, bigbird_pegasus, big_bird"
+    raise ConfigError(f"no tokenizer recipe for model type '{model_type}' (known: {known})")
 
 
 def shipped_architectures() -> list[str]:
@@ -120,9 +154,25 @@ def corpus_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+def _strings(value: object) -> Iterator[str]:
+    """Every string inside a parsed JSON document, except `id` fields."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key != "id":
+                yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
 def read_texts(files: Sequence[Path]) -> Iterator[str]:
-    """Training text: every string field of JSON lines files (ids excepted), every line of other files."""
+    """Training text: every string of JSON and JSON lines files (ids excepted), every line of other files."""
     for path in files:
+        if path.suffix == ".json":
+            yield from _strings(json.loads(path.read_text(encoding="utf-8", errors="replace")))
+            continue
         with path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if path.suffix == ".jsonl" and line.strip():
@@ -155,9 +205,11 @@ def train_tokenizer(texts: Sequence[str], recipe: TokenizerRecipe, vocab_size: i
     )
     tok.train_from_iterator(texts, trainer)
     tok.add_special_tokens(list(recipe.trailing))
-    specials = [(t, tok.token_to_id(t)) for t in recipe.leading + recipe.trailing if t in recipe.template]
-    single = recipe.template
-    tok.post_processor = processors.TemplateProcessing(single=single, pair=f"{single} $B </s>", special_tokens=specials)
+    used = recipe.template.split() + recipe.pair.split()
+    specials = [(t, tok.token_to_id(t)) for t in recipe.leading + recipe.trailing if t in used]
+    tok.post_processor = processors.TemplateProcessing(
+        single=recipe.template, pair=_pair_template(recipe.pair), special_tokens=specials
+    )
     extra = list(recipe.trailing) if recipe.trailing and recipe.trailing[0].startswith("<extra_id") else None
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
@@ -165,6 +217,14 @@ def train_tokenizer(texts: Sequence[str], recipe: TokenizerRecipe, vocab_size: i
         additional_special_tokens=extra,
         **recipe.roles,
     )
+
+
+def _pair_template(template: str) -> str:
+    """A pair template with the second text's pieces in sequence 1 (`$B:1`, `[SEP]:1`), so that a fast
+    tokenizer's `sequence_ids` tells question from context."""
+    pieces = template.split()
+    second = pieces.index("$B")
+    return " ".join(piece if i < second else f"{piece}:1" for i, piece in enumerate(pieces))
 
 
 def _fingerprint(files: Sequence[Path]) -> list[tuple[str, int, int]]:
@@ -177,10 +237,23 @@ def build_key(config: dict[str, Any], files: Sequence[Path], seed: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def auto_class(config: dict[str, Any]) -> Any:
+    """The transformers auto class of a shipped config: a question-answering head, or a sequence-to-sequence
+    model."""
+    import transformers
+
+    heads = config.get("architectures") or []
+    if any(str(h).endswith("ForQuestionAnswering") for h in heads):
+        return transformers.AutoModelForQuestionAnswering
+    if config.get("is_encoder_decoder"):
+        return transformers.AutoModelForSeq2SeqLM
+    raise ConfigError(f"architecture {heads or config.get('model_type')}: neither a QA head nor an encoder-decoder")
+
+
 def build(name: str, config: dict[str, Any], files: Sequence[Path], seed: int, folder: Path) -> dict[str, Any]:
     """Train the tokenizer and initialize the model into `folder`; return the build facts."""
     import torch
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
+    from transformers import AutoConfig
 
     texts = list(read_texts(files))
     if not texts:
@@ -198,7 +271,7 @@ def build(name: str, config: dict[str, Any], files: Sequence[Path], seed: int, f
     model_type = settings.pop("model_type")
     hf_config = AutoConfig.for_model(model_type, **settings)
     torch.manual_seed(seed)
-    model = AutoModelForSeq2SeqLM.from_config(hf_config)
+    model = auto_class(config).from_config(hf_config)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)

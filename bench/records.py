@@ -138,6 +138,8 @@ class Execution(BaseModel):
     """The attention implementation the model runs (transformers' `_attn_implementation`; None: unknown)."""
     attention_requested: str | None = None
     """What the suite asked for (None: transformers' default)."""
+    attention_pattern: str | None = None
+    """Which query-key pairs attention computed while timed: "full", a sliding window, block sparse."""
     compiled: bool = False
     compile_mode: str | None = None
     compile_s: float | None = None

@@ -439,9 +439,12 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
         settings = dataclasses.replace(settings, timed_region=watch.region)
     timings = task.latency(model, pool, settings, run.spec.shape)
     busy = round(contention.share(), 4)
-    if watch is not None and run.parts.execution is not None:
-        run.parts.execution = run.parts.execution.model_copy(update={"graphs_compiled_while_timing": watch.built})
-        if watch.built:
+    if run.parts.execution is not None:  # read after the timed calls: a model may change kernels on its first call
+        ran: dict[str, object] = {"attention_pattern": model.attention_pattern()}
+        if watch is not None:
+            ran["graphs_compiled_while_timing"] = watch.built
+        run.parts.execution = run.parts.execution.model_copy(update=ran)
+        if watch is not None and watch.built:
             run.parts.notes.append(
                 f"torch.compile built {watch.built} graph(s) during timed calls: these timings include "
                 "recompilation (inputs of new shapes after warm-up)"

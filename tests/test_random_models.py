@@ -12,7 +12,15 @@ from .conftest import TINY_MARIAN, TINY_T5
 
 
 def test_shipped_configs_have_the_real_shapes() -> None:
-    assert shipped_architectures() == ["bart-base", "opus-mt-en-de", "t5-small"]
+    assert shipped_architectures() == [
+        "bart-base",
+        "bigbird-pegasus-large-arxiv",
+        "bigbird-roberta-base",
+        "led-base-16384",
+        "longformer-base-4096",
+        "opus-mt-en-de",
+        "t5-small",
+    ]
     marian = architecture_config("opus-mt-en-de")
     assert (marian["vocab_size"], marian["d_model"], marian["encoder_layers"], marian["pad_token_id"]) == (
         58101,

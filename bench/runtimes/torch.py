@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from bench.api import Batch, ExecutedPrecision, ModelHandle
+from bench.attention import pattern
 
 if TYPE_CHECKING:
     import torch
@@ -85,6 +86,13 @@ class TorchModel(ModelHandle):
 
     def executed_precision(self) -> ExecutedPrecision:
         return linear_precision(self.module)
+
+    def attention_pattern(self) -> str | None:
+        """As configured, except where BigBird switched its block-sparse attention off at run time."""
+        if self.config is None:
+            return None
+        switched = any(getattr(sub, "attention_type", None) == "original_full" for sub in self.module.modules())
+        return pattern(self.config, block_sparse_switched_off=switched)
 
 
 DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "int8", "qint8": "int8", "uint8": "int8"}
