@@ -13,6 +13,7 @@ import pandas as pd
 
 from bench.report.markdown import LEGEND, delta_text, format_value
 from bench.report.provenance import Provenance, header_lines
+from bench.report.scaling import SCALING_HEADER, SCALING_LEGEND, Series, scaling_rows
 from bench.report.table import Column, GroupTable, extremes
 from bench.report.text import plain
 
@@ -98,14 +99,34 @@ def render_table(table: GroupTable, images: Sequence[str]) -> str:
     return "\n".join(out)
 
 
+def render_scaling(by_task: dict[str, list[Series]], images: Sequence[str]) -> str:
+    """The cost-against-length section: per task, each series' exponents, then the figures."""
+    out = [f'<section>\n<h2>Cost against input length</h2>\n<p class="legend">{escape(SCALING_LEGEND)}</p>']
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in SCALING_HEADER)
+    for task, series in sorted(by_task.items()):
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in scaling_rows(series))
+        out.append(f'<h3>{escape(task)}</h3>\n<div class="scroll"><table><thead><tr>{head}</tr></thead>')
+        out.append(f"<tbody>{body}</tbody></table></div>")
+        for image in (i for i in images if i.startswith(f"scaling-{task}-")):
+            out.append(f'<figure><img src="{escape(image)}" alt="{escape(image)}"></figure>')
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def render(
-    tables: Sequence[GroupTable], prov: Provenance, generated: str, images: dict[int, list[str]] | None = None
+    tables: Sequence[GroupTable],
+    prov: Provenance,
+    generated: str,
+    images: dict[int, list[str]] | None = None,
+    scaling: tuple[dict[str, list[Series]], list[str]] | None = None,
 ) -> str:
-    """The whole page."""
+    """The whole page (`scaling`: the series over several lengths, by task, and their figures)."""
     rows = "".join(f"<dt>{escape(label)}</dt><dd>{escape(text)}</dd>" for label, text in header_lines(prov))
     warnings = "".join(f'<div class="warning"><strong>Warning:</strong> {escape(w)}</div>' for w in prov.warnings)
     legend = escape(LEGEND).replace("**n.s.**", "<em>n.s.</em>").replace("**Bold**", "Green").replace("_italic_", "red")
     body = "\n".join(render_table(t, (images or {}).get(i, [])) for i, t in enumerate(tables))
+    if scaling and scaling[0]:
+        body = render_scaling(*scaling) + "\n" + body
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

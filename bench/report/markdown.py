@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bench.report.provenance import Provenance, header_lines
+from bench.report.scaling import SCALING_HEADER, SCALING_LEGEND, Series, scaling_rows
 from bench.report.table import Column, GroupTable, extremes
 from bench.report.text import plain
 
@@ -96,10 +97,26 @@ def render_table(table: GroupTable) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_scaling(by_task: dict[str, list[Series]], images: Sequence[str]) -> str:
+    """The cost-against-length section: per task, each series' exponents, then the figures."""
+    lines = ["## Cost against input length", "", escape(SCALING_LEGEND), ""]
+    for task, series in sorted(by_task.items()):
+        lines += [f"### {escape(task)}", "", "| " + " | ".join(SCALING_HEADER) + " |"]
+        lines.append("| " + " | ".join(["---", "---", "---:", "---:", "---:"]) + " |")
+        lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in scaling_rows(series)]
+        lines += [""] + [f"![{escape(i)}]({i})" for i in images if i.startswith(f"scaling-{task}-")] + [""]
+    return "\n".join(lines)
+
+
 def render(
-    tables: Sequence[GroupTable], prov: Provenance, generated: str, images: dict[int, list[str]] | None = None
+    tables: Sequence[GroupTable],
+    prov: Provenance,
+    generated: str,
+    images: dict[int, list[str]] | None = None,
+    scaling: tuple[dict[str, list[Series]], list[str]] | None = None,
 ) -> str:
-    """The whole Markdown report; `images` lists each table's plot files (by table index)."""
+    """The whole Markdown report; `images` lists each table's plot files (by table index); `scaling` holds
+    the series over several lengths, by task, and their figures."""
     out = ["# bench report", "", f"Generated at {generated} from {prov.records} records.", ""]
     out += [f"- {label}: {escape(text)}" for label, text in header_lines(prov)]
     out += [
@@ -109,6 +126,8 @@ def render(
     ]
     out += [f"> **Warning:** {escape(w)}" for w in prov.warnings]
     out += ["", LEGEND, ""]
+    if scaling and scaling[0]:
+        out.append(render_scaling(*scaling))
     for i, table in enumerate(tables):
         out.append(render_table(table))
         for image in (images or {}).get(i, []):

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.catalogue import main_latency
+from bench.report.scaling import Series, exponent_text
 from bench.report.table import GroupTable
 
 BASE_COLOR = "#d62728"
@@ -166,4 +167,40 @@ def table_figures(table: GroupTable, folder: Path, stem: str) -> list[str]:
         plot_latency(table, folder / f"{stem}-latency.svg"),
         plot_tokens(table, folder / f"{stem}-tokens.svg"),
     ]
+    return [m for m in made if m]
+
+
+def plot_scaling(task: str, series: list[Series], path: Path, memory: bool = False) -> str | None:
+    """p50 latency (or peak RSS) against sequence length on log-log axes, one line per model/row/attention,
+    with the fitted growth exponent in the legend."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = 0
+    for s in series:
+        values = s.peak_mb if memory else s.latency_ms
+        points = [(x, y) for x, y in zip(s.lengths, values, strict=True) if y is not None]
+        if len(points) < 2:
+            continue
+        k = exponent_text(s.exponent(values))
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=f"{s.label} (k={k})")
+        drawn += 1
+    if not drawn:
+        _pyplot().close(fig)
+        return None
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length (tokens)")
+    ax.set_ylabel("peak RSS while timing (MB)" if memory else "p50 latency (ms)")
+    ax.set_title(f"{task}: {'memory' if memory else 'latency'} against input length (k: fitted exponent)")
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def scaling_figures(by_task: dict[str, list[Series]], folder: Path) -> list[str]:
+    """The latency and memory figures of every task with series over several lengths."""
+    made = []
+    for task, series in sorted(by_task.items()):
+        made.append(plot_scaling(task, series, folder / f"scaling-{task}-latency.svg"))
+        made.append(plot_scaling(task, series, folder / f"scaling-{task}-memory.svg", memory=True))
     return [m for m in made if m]

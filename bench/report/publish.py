@@ -18,8 +18,9 @@ from bench.errors import BenchError
 from bench.records import LoadedRecords
 from bench.report import html, markdown
 from bench.report.export import flat_frame, write_csv, write_parquet
-from bench.report.plots import table_figures
+from bench.report.plots import scaling_figures, table_figures
 from bench.report.provenance import Provenance, provenance
+from bench.report.scaling import Series, scaling_series
 from bench.report.table import GroupTable, build_tables
 
 FORMATS = ("html", "md", "csv", "parquet")
@@ -95,14 +96,18 @@ def _render(folder: Path, tables: list[GroupTable], prov: Provenance, when: str,
     """Write every file of the report into `folder`; return their names."""
     written: list[Path] = []
     images: dict[int, list[str]] = {}
+    scaling: tuple[dict[str, list[Series]], list[str]] | None = None
     if {"html", "md"} & set(formats):
         for i, table in enumerate(tables):
             images[i] = table_figures(table, folder, f"table-{i + 1:02d}")
             written += [folder / name for name in images[i]]
+        by_task = scaling_series(tables)
+        scaling = (by_task, scaling_figures(by_task, folder))
+        written += [folder / name for name in scaling[1]]
     if "md" in formats:
-        written.append(_write(folder / "README.md", markdown.render(tables, prov, when, images)))
+        written.append(_write(folder / "README.md", markdown.render(tables, prov, when, images, scaling)))
     if "html" in formats:
-        written.append(_write(folder / "index.html", html.render(tables, prov, when, images)))
+        written.append(_write(folder / "index.html", html.render(tables, prov, when, images, scaling)))
     frame = flat_frame(tables) if {"csv", "parquet"} & set(formats) else None
     if frame is not None and "csv" in formats:
         write_csv(frame, folder / "results.csv")

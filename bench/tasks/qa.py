@@ -16,6 +16,7 @@ from bench.errors import DataNotFoundError
 from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
 from bench.runtimes.torch import TorchModel
 from bench.shape import Shape
+from bench.tasks.long_inputs import filled_texts
 from bench.tasks.squad_data import load_squad
 
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -32,6 +33,11 @@ class QAConfig(PluginConfig):
         description="windows per call in accuracy runs of models whose rows are independent (sorted by length, "
         "each call padded only to its longest window); others run at the run's batch size, fully padded",
     )
+    fill_context_to_length: bool = Field(
+        False,
+        description="long inputs from real text: each context is followed by the next distinct contexts of the "
+        "split until the window is full, and only that first window is kept (the answer's context comes first)",
+    )
 
 
 @dataclass
@@ -42,6 +48,8 @@ class QAFeatures:
     example_index: np.ndarray
     offsets: list[list[tuple[int, int] | None]]
     """Per window, per token: character span in the context, or None outside the context."""
+    contexts: list[str]
+    """Per example, the context its windows were cut from (filled contexts are longer than the example's)."""
 
     def __len__(self) -> int:
         return int(self.example_index.shape[0])
@@ -100,18 +108,34 @@ class QATask(Task):
         inputs: dict[str, list[np.ndarray]] = {}
         example_index: list[int] = []
         offsets: list[list[tuple[int, int] | None]] = []
+        examples = self._filled(tokenizer, examples, seq_len)
+        keep = 1 if self.config.fill_context_to_length else None
         for i, example in enumerate(examples):
             enc = self._windows(tokenizer, example, seq_len)
             for name in _INPUT_NAMES:
                 if name in enc:
-                    inputs.setdefault(name, []).append(np.asarray(enc[name], dtype=np.int64))
-            for w, window in enumerate(enc["offset_mapping"]):
+                    inputs.setdefault(name, []).append(np.asarray(enc[name], dtype=np.int64)[:keep])
+            for w, window in enumerate(enc["offset_mapping"][:keep]):
                 seq_ids = enc.sequence_ids(w)
                 offsets.append([tuple(o) if seq_ids[j] == 1 else None for j, o in enumerate(window)])
                 example_index.append(i)
         return QAFeatures(
-            {name: np.concatenate(parts) for name, parts in inputs.items()}, np.asarray(example_index), offsets
+            {name: np.concatenate(parts) for name, parts in inputs.items()},
+            np.asarray(example_index),
+            offsets,
+            [e["context"] for e in examples],
         )
+
+    def _filled(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> Sequence[dict[str, Any]]:
+        """The examples with their contexts filled to the window (when configured): the answer's paragraph
+        first, then the split's next distinct paragraphs."""
+        if not self.config.fill_context_to_length:
+            return examples
+        contexts = [e["context"] for e in examples]
+        lengths = [len(ids) for ids in tokenizer(contexts, add_special_tokens=False)["input_ids"]]
+        return [
+            {**e, "context": c} for e, c in zip(examples, filled_texts(contexts, lengths, seq_len, " "), strict=True)
+        ]
 
     def train_batches(
         self, teacher: ModelHandle, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
@@ -175,7 +199,7 @@ class QATask(Task):
 
     def _best_span(
         self,
-        example: dict[str, Any],
+        context: str,
         windows: list[int],
         features: QAFeatures,
         start: np.ndarray,
@@ -197,7 +221,7 @@ class QATask(Task):
                     if score > best_score:
                         s_char = offsets[s][0]
                         e_char = offsets[e][1]
-                        best_text, best_score = example["context"][s_char:e_char], score
+                        best_text, best_score = context[s_char:e_char], score
         return best_text, best_score
 
     def evaluation_batch_size(self, shape: Shape, model: ModelHandle) -> int:
@@ -237,7 +261,7 @@ class QATask(Task):
             windows.setdefault(ex, []).append(w)
         rows: list[dict[str, Any]] = []
         for i, example in enumerate(examples):
-            text, score = self._best_span(example, windows.get(i, []), features, start, end)
+            text, score = self._best_span(features.contexts[i], windows.get(i, []), features, start, end)
             rows.append(
                 {
                     "id": example["id"],

@@ -23,6 +23,7 @@ from bench.measure.latency import LatencyResult, LatencySettings
 from bench.metrics import MetricValue
 from bench.runtimes.torch import TorchModel
 from bench.shape import Shape
+from bench.tasks.long_inputs import filled_texts
 from bench.tasks.seq2seq_data import load_parallel, load_summaries
 
 
@@ -62,6 +63,9 @@ class Seq2SeqConfig(PluginConfig):
     """Latency runs generate exactly this many new tokens per input (greedy, EOS ignored)."""
     eval_batch_size: PositiveInt = 8
     """Inputs decoded together in accuracy runs (latency uses the run's batch size)."""
+    fill_to_length: bool = False
+    """Long inputs from real text: each source is followed by the next sources of the split (in order,
+    wrapping) until it holds the run's sequence length in tokens; its reference stays its own."""
 
 
 class TranslationConfig(Seq2SeqConfig):
@@ -141,7 +145,11 @@ class Seq2SeqTask(Task):
         return TorchModel(module, tokenizer, device)
 
     def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> Seq2SeqFeatures:
-        texts = [self.config.prefix + e["source"] for e in examples]
+        sources = [e["source"] for e in examples]
+        if self.config.fill_to_length:
+            lengths = [len(row) for row in tokenizer(sources, add_special_tokens=False)["input_ids"]]
+            sources = filled_texts(sources, lengths, seq_len)
+        texts = [self.config.prefix + source for source in sources]
         ids = tokenizer(texts, truncation=True, max_length=seq_len)["input_ids"]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         return Seq2SeqFeatures([list(r) for r in ids], [e["reference"] for e in examples], int(pad))

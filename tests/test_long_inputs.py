@@ -1,0 +1,120 @@
+"""Long inputs from real text, and cost against input length: the growth-exponent fit and its report."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.datadir import Source
+from bench.records import Execution, LoadedRecords, load_record
+from bench.registry import TASKS
+from bench.report.publish import publish
+from bench.report.scaling import growth_exponent, scaling_series
+from bench.report.table import build_tables
+from bench.tasks.long_inputs import fill_order, filled_texts
+from tests.golden.regenerate import GOLDEN
+
+LENGTHS = [512, 1024, 2048, 4096]
+
+
+def test_quadratic_growth_fits_an_exponent_of_two() -> None:
+    assert growth_exponent(LENGTHS, [3e-6 * n**2 for n in LENGTHS]) == pytest.approx(2.0)
+
+
+def test_linear_growth_fits_an_exponent_of_one() -> None:
+    assert growth_exponent(LENGTHS, [0.02 * n for n in LENGTHS]) == pytest.approx(1.0)
+
+
+def test_the_fit_describes_the_longest_lengths() -> None:
+    # a linear part that dominates short inputs and a quadratic one that dominates long ones
+    lengths = [*LENGTHS, 8192, 16384, 32768]
+    values = [5000 * n + 0.5 * n**2 for n in lengths]
+    overall, longest = growth_exponent(lengths, values, longest=len(lengths)), growth_exponent(lengths, values)
+    assert overall is not None and longest is not None
+    assert 1.0 < overall < longest < 2.0 and longest > 1.5
+
+
+def test_noisy_growth_and_degenerate_inputs() -> None:
+    noise = [1.03, 0.97, 1.02, 0.99]
+    fitted = growth_exponent(LENGTHS, [n**1.5 * e for n, e in zip(LENGTHS, noise, strict=True)], longest=4)
+    assert fitted == pytest.approx(1.5, abs=0.05)
+    assert growth_exponent([512, 512], [1.0, 2.0]) is None
+    assert growth_exponent([512], [1.0]) is None
+    assert growth_exponent([512, 1024], [1.0, 0.0]) is None
+
+
+def test_fill_order_wraps_and_uses_each_text_once() -> None:
+    assert fill_order([100, 100, 100], 250) == [[0, 1, 2], [1, 2, 0], [2, 0, 1]]
+    assert fill_order([300, 50], 200) == [[0], [1, 0]]
+    assert fill_order([10, 10], 1000) == [[0, 1], [1, 0]]  # not enough text: all of it, once
+    assert filled_texts(["a", "b", "a"], [1, 1, 1], 2, " ") == ["a b", "b a", "a b"]  # repeats count once
+
+
+def test_summaries_of_filled_articles_hold_the_whole_length(tiny_text_dir: Path, tmp_path: Path) -> None:
+    from bench.random_models import materialize
+
+    from .conftest import TINY_T5
+
+    folder, _ = materialize("t5-small", [str(tiny_text_dir)], 0, tmp_path, TINY_T5)
+    source = Source(str(tiny_text_dir / "news.jsonl"), local=True)
+    plain = TASKS.load("summarization").from_mapping({})
+    filled = TASKS.load("summarization").from_mapping({"fill_to_length": True})
+    tokenizer = plain.load_model(Source(str(folder), local=True), "cpu").tokenizer
+    examples = plain.load_examples(source, "test", None)
+    short = plain.encode(tokenizer, examples, 200)
+    long = filled.encode(tokenizer, examples, 200)
+    assert max(len(ids) for ids in short.input_ids) < 200
+    assert all(len(ids) == 200 for ids in long.input_ids)
+    assert long.references == short.references
+    assert long.input_ids[0][: len(short.input_ids[0]) - 1] == short.input_ids[0][:-1]  # its own article first
+
+
+def test_filled_qa_contexts_give_one_full_window_and_answers_inside_them(
+    tiny_model_dir: Path, tiny_squad_dir: Path
+) -> None:
+    source = Source(str(tiny_squad_dir / "squad" / "dev-v1.1.json"), local=True)
+    plain = TASKS.load("qa").from_mapping({"doc_stride": 32})
+    filled = TASKS.load("qa").from_mapping({"doc_stride": 32, "fill_context_to_length": True})
+    model = plain.load_model(Source(str(tiny_model_dir), local=True), "cpu")
+    examples = plain.load_examples(source, "validation", None)
+    features = filled.encode(model.tokenizer, examples, 64)
+    assert len(features) == len(examples)  # one window each
+    assert (features.inputs["attention_mask"].sum(axis=1) == 64).all()  # full of real text, no padding
+    for example, context in zip(examples, features.contexts, strict=True):
+        assert context.startswith(example["context"])
+    result = filled.evaluate(model, examples, features, 4)
+    assert {"exact_match", "f1"} <= set(result.metrics)
+    for row, context in zip(result.predictions, features.contexts, strict=True):
+        assert row["prediction"] in context
+
+
+def test_the_report_fits_each_series_and_draws_it(tmp_path: Path) -> None:
+    template = load_record(GOLDEN / "records" / "bf16__cpu__bs1__seq256__bf54064e12.json")
+    records = []
+    for attention, power in (("eager", 2.0), ("sdpa", 1.0)):
+        for n in LENGTHS:
+            spec = template.spec.model_copy(
+                update={
+                    "shape": template.spec.shape.model_copy(update={"sequence_length": n}),
+                    "group": f"g{n}",
+                    "key": f"{attention}{n}",
+                }
+            )
+            latency = {
+                name: part.model_copy(update={"stats": part.stats.model_copy(update={"p50": 1e-3 * n**power})})
+                for name, part in template.latency.items()
+            }
+            records.append(
+                template.model_copy(
+                    update={"spec": spec, "latency": latency, "execution": Execution(attention=attention)}
+                )
+            )
+    by_task = scaling_series(build_tables(records))
+    series = {s.label.split(" · ")[-1]: s for s in by_task["summarization"]}
+    assert series["eager"].lengths == LENGTHS
+    assert series["eager"].exponent(series["eager"].latency_ms) == pytest.approx(2.0)
+    assert series["sdpa"].exponent(series["sdpa"].latency_ms) == pytest.approx(1.0)
+    written = {p.name for p in publish(LoadedRecords(records), tmp_path / "report", ("md", "html"), generated="now")}
+    assert {"scaling-summarization-latency.svg", "scaling-summarization-memory.svg"} <= written
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "## Cost against input length" in readme and "| 2.00 |" in readme and "| 1.00 |" in readme
+    assert "Cost against input length" in (tmp_path / "report" / "index.html").read_text()
