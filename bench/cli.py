@@ -127,6 +127,23 @@ def _load(path: Path, data_dir: str | None) -> ResolvedSuite:
     return resolve(load_suite(path), path, data_dir)
 
 
+def _load_all(path: Path, data_dir: str | None) -> list[ResolvedSuite]:
+    """Every suite of a suite file (one, or several under `suites:`), all validated before any runs."""
+    from bench.config import load_suites
+    from bench.validate import resolve
+
+    suites = load_suites(path)
+    if len(suites) == 1:
+        return [resolve(suites[0], path, data_dir)]
+    resolved = []
+    for suite in suites:
+        try:
+            resolved.append(resolve(suite, path, data_dir))
+        except BenchError as exc:
+            raise type(exc)(f"suite '{suite.name}': {exc}") from None
+    return resolved
+
+
 def _console() -> Console:
     """A rich console; wide when the output is not a terminal, so logs and pipes keep whole tables."""
     from rich.console import Console
@@ -136,28 +153,33 @@ def _console() -> Console:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`bench validate SUITE...`: each suite's problem as one line; exit 2 when any has one."""
-    from bench.environment import default_threads
     from bench.runner import RunOptions, plan
 
     failed = 0
     for path in args.suite:
         try:
-            resolved = _load(path, args.data_dir)
-            specs = plan(resolved, RunOptions(results_dir=Path("results")))
+            members = _load_all(path, args.data_dir)
+            planned = [(resolved, plan(resolved, RunOptions(results_dir=Path("results")))) for resolved in members]
         except BenchError as exc:
             print(f"bench: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        suite = resolved.suite
-        print(f"{path}: ok — suite '{suite.name}', {len(specs)} runs")
-        print(f"  model:    {resolved.model.describe()}")
-        print(
-            f"  data:     {resolved.dataset.describe()} (split {suite.task.split}, limit {suite.task.limit or 'all'})"
-        )
-        calib = resolved.calibration.describe() if resolved.calibration else "none"
-        print(f"  training: {calib} (split {suite.task.calibration_split})")
-        print(f"  threads:  {suite.measurement.threads or default_threads()}")
+        for resolved, specs in planned:
+            _describe(path, resolved, len(specs))
     return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def _describe(path: Path, resolved: ResolvedSuite, runs: int) -> None:
+    """What `bench validate` found for one suite."""
+    from bench.environment import default_threads
+
+    suite = resolved.suite
+    print(f"{path}: ok — suite '{suite.name}', {runs} runs")
+    print(f"  model:    {resolved.model.describe()}")
+    print(f"  data:     {resolved.dataset.describe()} (split {suite.task.split}, limit {suite.task.limit or 'all'})")
+    calib = resolved.calibration.describe() if resolved.calibration else "none"
+    print(f"  training: {calib} (split {suite.task.calibration_split})")
+    print(f"  threads:  {suite.measurement.threads or default_threads()}")
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -210,9 +232,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
-    resolved = _load(args.suite, args.data_dir)
+    members = _load_all(args.suite, args.data_dir)
     console = _console()
-    labels = {c.display_name for c in resolved.suite.compressors}
+    labels = {c.display_name for resolved in members for c in resolved.suite.compressors}
     unknown = sorted(set(args.only or []) - labels)
     if unknown:
         raise BenchError(f"--only {unknown[0]}: no such compressor row in the suite; rows: {', '.join(sorted(labels))}")
@@ -237,10 +259,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     from bench.report.text import for_console
 
-    model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())
-    console.print(f"[bold]{resolved.suite.name}[/bold]: model {model}, data {data}", highlight=False)
+    outcomes = []
     with interruptible():
-        outcomes = run_suite(resolved, options, console)
+        for resolved in members:
+            model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())
+            console.print(f"[bold]{resolved.suite.name}[/bold]: model {model}, data {data}", highlight=False)
+            outcomes += run_suite(resolved, options, console)
     print_summary([o.record for o in outcomes], console)
     return EXIT_FAILED if any(o.record.status.failed for o in outcomes) else EXIT_OK
 

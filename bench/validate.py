@@ -162,9 +162,9 @@ def check_model(suite: SuiteConfig, model: Source) -> None:
             raise ConfigError(f"model.id: {folder}/config.json does not parse: {str(exc)[:120]}") from None
     else:
         return  # a hub model: checked when it is downloaded
-    limit = config.get(
-        "max_position_embeddings", config.get("max_encoder_position_embeddings", config.get("n_positions"))
-    )
+    # relative positions (T5) have no limit: its `n_positions` only describes how it was trained
+    absolute = None if "relative_attention_num_buckets" in config else config.get("n_positions")
+    limit = config.get("max_position_embeddings", config.get("max_encoder_position_embeddings", absolute))
     too_long = [n for n in suite.sequence_lengths if isinstance(limit, int) and n > limit]
     if too_long:
         raise ConfigError(f"sequence_lengths: {too_long[0]} is above the model's {limit} positions")

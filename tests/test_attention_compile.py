@@ -144,3 +144,27 @@ def test_a_compiled_run_stores_its_compile_time(tiny_suite: Path, tmp_path: Path
     assert compiled.execution.compile_s is not None and compiled.execution.compile_s > 0
     assert compiled.execution.graphs_compiled_while_timing == 0
     assert records["baseline"].execution is not None and not records["baseline"].execution.compiled
+
+
+def test_a_compile_failure_is_one_line_naming_the_torch_error(
+    tiny_run: TinyRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compressors.compile import CompileError
+
+    def broken(function: object, **settings: object) -> object:
+        def call(*args: object, **kwargs: object) -> object:
+            raise RuntimeError("inductor: C++ compiler not found\nlong traceback text")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(CompileError) as info:
+        apply(tiny_run, "compile", {"mode": "max-autotune"})
+    assert str(info.value) == "torch.compile (max-autotune) failed: RuntimeError: inductor: C++ compiler not found"
+
+
+def test_torchao_int8_weights_read_back_as_int8(tiny_run: TinyRun) -> None:
+    out, verdict, _, _ = apply(tiny_run, "int8-dynamic", {"backend": "torchao"})
+    assert verdict.passed, verdict.summary
+    executed = out.executed_precision()
+    assert executed is not None and executed.main == "int8" and executed.contradiction("int8") is None

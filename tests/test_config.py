@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import load_suite
+from bench.config import load_suite, load_suites
 from bench.errors import ConfigError
 from bench.validate import check_plugins
 
@@ -41,7 +41,57 @@ def test_valid_suite_gets_defaults(tmp_path: Path) -> None:
 
 def test_shipped_suites_validate() -> None:
     for path in (REPO / "suites").glob("*.yaml"):
-        check_plugins(load_suite(path))
+        for suite in load_suites(path):
+            check_plugins(suite)
+
+
+SEVERAL = """
+description: two models
+defaults:
+  task: {name: qa, dataset: squad, limit: 20, config: {doc_stride: 64}}
+  compressors: [{name: baseline}]
+  sequence_lengths: [128, 256]
+suites:
+  - name: first
+    model: {id: some/model}
+  - name: second
+    model: {id: other/model}
+    task: {limit: 5}
+    sequence_lengths: [512]
+"""
+
+
+def test_a_file_of_several_suites_merges_each_over_the_defaults(tmp_path: Path) -> None:
+    first, second = load_suites(write(tmp_path, SEVERAL))
+    assert (first.name, first.model.id, first.task.limit, first.sequence_lengths) == (
+        "first",
+        "some/model",
+        20,
+        [128, 256],
+    )
+    assert (second.task.limit, second.task.config, second.sequence_lengths) == (5, {"doc_stride": 64}, [512])
+    assert [s.name for s in load_suites(write(tmp_path, VALID))] == ["suite"]  # a single suite as before
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.replace("  - name: second", "  - nme: second"), "suites[1].name: each suite of the file needs"),
+        (lambda t: t.replace("name: second", "name: first"), "the name 'first' appears twice"),
+        (lambda t: t.replace("limit: 5", "limit: -5"), "suites[1] (second): task.limit: Input should be greater"),
+        (lambda t: t + "model: {id: x}\n", "model: a file of several suites holds only"),
+        (lambda t: t.split("suites:")[0] + "suites: []\n", "suites: a list of suites"),
+    ],
+)
+def test_several_suites_errors_name_the_member(tmp_path: Path, edit: object, expected: str) -> None:
+    assert callable(edit)
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        load_suites(write(tmp_path, edit(SEVERAL)))
+
+
+def test_a_single_suite_command_refuses_a_file_of_several(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="holds several suites"):
+        load_suite(write(tmp_path, SEVERAL))
 
 
 @pytest.mark.parametrize(

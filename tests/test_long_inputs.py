@@ -118,3 +118,25 @@ def test_the_report_fits_each_series_and_draws_it(tmp_path: Path) -> None:
     readme = (tmp_path / "report" / "README.md").read_text()
     assert "## Cost against input length" in readme and "| 2.00 |" in readme and "| 1.00 |" in readme
     assert "Cost against input length" in (tmp_path / "report" / "index.html").read_text()
+
+
+def test_relative_positions_have_no_length_limit_but_absolute_ones_do() -> None:
+    from bench.config import SuiteConfig
+    from bench.errors import ConfigError
+    from bench.validate import check_model
+
+    def suite(architecture: str) -> SuiteConfig:
+        return SuiteConfig.model_validate(
+            {
+                "name": "s",
+                "model": {"architecture": architecture},
+                "task": {"name": "summarization", "dataset": "cnn_dailymail"},
+                "compressors": [{"name": "baseline"}],
+                "sequence_lengths": [4096],
+            }
+        )
+
+    check_model(suite("t5-small"), Source.built("t5-small"))  # n_positions 512 describes training only
+    check_model(suite("led-base-16384"), Source.built("led-base-16384"))
+    with pytest.raises(ConfigError, match="above the model's 1024 positions"):
+        check_model(suite("bart-base"), Source.built("bart-base"))

@@ -66,7 +66,7 @@ def execution_note(members: list[RunRecord]) -> str | None:
         if r.execution.attention_pattern and r.execution.attention_pattern != "full":
             ran += f" ({r.execution.attention_pattern})"
         if r.execution.compiled:
-            ran += f", compiled ({r.execution.compile_mode}, {r.execution.compile_s or 0:.1f} s)"
+            ran += f", compiled ({r.execution.compile_mode})"
         kinds.setdefault(ran, []).append(r.spec.compressor.display_name)
     if not kinds:
         return None

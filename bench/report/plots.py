@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bench.catalogue import main_latency
-from bench.report.scaling import Series, exponent_text
+from bench.report.scaling import Series, exponent_text, task_generates
 from bench.report.table import GroupTable
 
 BASE_COLOR = "#d62728"
@@ -190,7 +190,8 @@ def plot_scaling(task: str, series: list[Series], path: Path, memory: bool = Fal
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length (tokens)")
-    ax.set_ylabel("peak RSS while timing (MB)" if memory else "p50 latency (ms)")
+    latency = "p50 time to first token (ms)" if task_generates(series) else "p50 forward latency (ms)"
+    ax.set_ylabel("peak RSS while timing (MB)" if memory else latency)
     ax.set_title(f"{task}: {'memory' if memory else 'latency'} against input length (k: fitted exponent)")
     ax.grid(which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")

@@ -4,6 +4,7 @@ near 1 for sliding windows and block-sparse attention)."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,13 +32,17 @@ def growth_exponent(lengths: Sequence[float], values: Sequence[float], longest: 
 
 @dataclass
 class Series:
-    """One model/row/attention measured at several lengths (one machine, device and batch size)."""
+    """One model/row/attention measured at several lengths, all else equal (machine, device, batch size, task
+    data and measurement settings)."""
 
     task: str
     label: str
+    generates: bool = False
+    """Its latency is the time to the first generated token."""
     lengths: list[int] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
-    """p50 of the run's main latency (the forward pass, or the whole generate call)."""
+    """p50 of the part of a call that reads the whole input: the forward pass, or for generation the time
+    to the first token (the encoder and one decoder step; later tokens cost about the same at any length)."""
     peak_mb: list[float | None] = field(default_factory=list)
     """Peak RSS while timing."""
 
@@ -67,15 +72,17 @@ def scaling_series(tables: Sequence[GroupTable]) -> dict[str, list[Series]]:
     found: dict[tuple[str, str, str, str, str], Series] = {}
     for table in tables:
         for record in table.records:
-            latency = main_latency(record)
+            latency = record.latency.get("first_token") or main_latency(record)
             if record.status != Status.OK or latency is None:
                 continue
             s = record.spec
             label = f"{s.model.display_name} · {s.compressor.display_name} · {_attention(record)}"
             if s.batch_size != 1:
                 label += f" · batch {s.batch_size}"
-            key = (record.machine, s.task.name, s.device, str(s.quick), label)
-            series = found.setdefault(key, Series(task=s.task.name, label=label))
+            same = [s.task.identity(), s.measurement.conditions(), s.threads]
+            conditions = json.dumps(same, sort_keys=True, default=str)
+            key = (record.machine, s.task.name, s.device, conditions, label)
+            series = found.setdefault(key, Series(s.task.name, label, "first_token" in record.latency))
             peak = record.memory.phase_peaks.get("latency") if record.memory else None
             series.lengths.append(s.sequence_length)
             series.latency_ms.append(latency.stats.p50)
@@ -91,6 +98,11 @@ def scaling_series(tables: Sequence[GroupTable]) -> dict[str, list[Series]]:
         series.peak_mb = [series.peak_mb[i] for i in order]
         by_task.setdefault(series.task, []).append(series)
     return by_task
+
+
+def task_generates(series: Sequence[Series]) -> bool:
+    """Whether the series' latencies are times to the first token."""
+    return any(s.generates for s in series)
 
 
 def exponent_text(value: float | None) -> str:
@@ -114,7 +126,13 @@ def scaling_rows(series: Sequence[Series]) -> list[list[str]]:
     return rows
 
 
-SCALING_HEADER = ["model · row · attention", "lengths", "p50 ms (shortest → longest)", "latency k", "peak RSS k"]
+SCALING_HEADER = [
+    "model · row · attention",
+    "lengths",
+    "p50 ms, shortest → longest (forward; generation: first token)",
+    "latency k",
+    "peak RSS k",
+]
 SCALING_LEGEND = (
     f"k: the slope of log(cost) against log(sequence length) over the {FIT_POINTS} longest lengths measured "
     "(cost ∝ length^k): near 2 where dense attention dominates, near 1 where the cost is linear in the "

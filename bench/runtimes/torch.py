@@ -114,8 +114,9 @@ def _linear_kind(module: Any) -> str | None:
     weight = getattr(module, "weight", None)
     if weight is None:
         return None
-    if "Quantized" in type(weight).__name__ or "Affine" in type(weight).__name__:  # torchao tensor subclasses
-        return "int8"
+    kinds = [k.__name__ for k in type(weight).__mro__]
+    if "TorchAOBaseTensor" in kinds or any("Quantized" in k or "Affine" in k for k in kinds):  # torchao weights
+        return "int4" if "Int4" in kinds[0] else "int8"
     return DTYPES.get(str(weight.dtype).removeprefix("torch."), str(weight.dtype).removeprefix("torch."))
 
 
