@@ -10,7 +10,7 @@ from bench.registry import TASKS
 from bench.report.publish import publish
 from bench.report.scaling import growth_exponent, scaling_series
 from bench.report.table import build_tables
-from bench.tasks.long_inputs import fill_order, filled_texts
+from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, following_texts
 from tests.golden.regenerate import GOLDEN
 
 LENGTHS = [512, 1024, 2048, 4096]
@@ -42,11 +42,18 @@ def test_noisy_growth_and_degenerate_inputs() -> None:
     assert growth_exponent([512, 1024], [1.0, 0.0]) is None
 
 
-def test_fill_order_wraps_and_uses_each_text_once() -> None:
-    assert fill_order([100, 100, 100], 250) == [[0, 1, 2], [1, 2, 0], [2, 0, 1]]
-    assert fill_order([300, 50], 200) == [[0], [1, 0]]
-    assert fill_order([10, 10], 1000) == [[0, 1], [1, 0]]  # not enough text: all of it, once
-    assert filled_texts(["a", "b", "a"], [1, 1, 1], 2, " ") == ["a b", "b a", "a b"]  # repeats count once
+def test_following_texts_wrap_and_skip_repeats() -> None:
+    assert following_texts(["a", "b", "c"], 3) == [["b", "c"], ["c", "a"], ["a", "b"]]
+    assert following_texts(["a", "a", "b"], 2) == [["b"], ["b"]]  # the same paragraph twice counts once
+    assert following_texts(["a", "b", "c", "d"], 1, keep=2) == [["b", "c"]]
+
+
+def test_filled_stops_at_the_target_or_when_text_runs_out() -> None:
+    assert filled("aa", ["bbb", "cc", "d"], len, 5, " ") == "aa bbb"
+    assert filled("aa", ["b"], len, 50, " ") == "aa b"
+    examples = [{"id": str(i), "text": t} for i, t in enumerate(["x", "y", "z"])]
+    attached = attach_following(examples, "text", 1)
+    assert len(attached) == 1 and attached[0][FOLLOWING] == ["y", "z"]
 
 
 def test_summaries_of_filled_articles_hold_the_whole_length(tiny_text_dir: Path, tmp_path: Path) -> None:
@@ -57,11 +64,11 @@ def test_summaries_of_filled_articles_hold_the_whole_length(tiny_text_dir: Path,
     folder, _ = materialize("t5-small", [str(tiny_text_dir)], 0, tmp_path, TINY_T5)
     source = Source(str(tiny_text_dir / "news.jsonl"), local=True)
     plain = TASKS.load("summarization").from_mapping({})
-    filled = TASKS.load("summarization").from_mapping({"fill_to_length": True})
+    filling = TASKS.load("summarization").from_mapping({"fill_to_length": True})
     tokenizer = plain.load_model(Source(str(folder), local=True), "cpu").tokenizer
-    examples = plain.load_examples(source, "test", None)
+    examples = plain.load_examples(source, "test", 2)
     short = plain.encode(tokenizer, examples, 200)
-    long = filled.encode(tokenizer, examples, 200)
+    long = filling.encode(tokenizer, filling.load_examples(source, "test", 2), 200)  # 2 articles, filled from 10
     assert max(len(ids) for ids in short.input_ids) < 200
     assert all(len(ids) == 200 for ids in long.input_ids)
     assert long.references == short.references
@@ -73,15 +80,15 @@ def test_filled_qa_contexts_give_one_full_window_and_answers_inside_them(
 ) -> None:
     source = Source(str(tiny_squad_dir / "squad" / "dev-v1.1.json"), local=True)
     plain = TASKS.load("qa").from_mapping({"doc_stride": 32})
-    filled = TASKS.load("qa").from_mapping({"doc_stride": 32, "fill_context_to_length": True})
+    filling = TASKS.load("qa").from_mapping({"doc_stride": 32, "fill_context_to_length": True})
     model = plain.load_model(Source(str(tiny_model_dir), local=True), "cpu")
-    examples = plain.load_examples(source, "validation", None)
-    features = filled.encode(model.tokenizer, examples, 64)
+    examples = filling.load_examples(source, "validation", 2)
+    features = filling.encode(model.tokenizer, examples, 64)
     assert len(features) == len(examples)  # one window each
     assert (features.inputs["attention_mask"].sum(axis=1) == 64).all()  # full of real text, no padding
     for example, context in zip(examples, features.contexts, strict=True):
         assert context.startswith(example["context"])
-    result = filled.evaluate(model, examples, features, 4)
+    result = filling.evaluate(model, examples, features, 4)
     assert {"exact_match", "f1"} <= set(result.metrics)
     for row, context in zip(result.predictions, features.contexts, strict=True):
         assert row["prediction"] in context

@@ -1,32 +1,58 @@
-"""Long inputs from real text: each text followed by the next ones until it holds a given number of tokens."""
+"""Long inputs from real text: each text followed by the next texts of its split until it holds a given
+number of tokens. The following texts come from the whole split, not only the evaluated examples, so a
+few evaluated examples still reach long lengths."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+FOLLOWING = "following"
+"""The example key that holds the texts after it in its split (set by `attach_following`)."""
+MAX_FOLLOWING = 128
+"""Texts kept after each example: far more than 4,096 tokens of articles or paragraphs."""
 
 
-def fill_order(lengths: Sequence[int], target: int) -> list[list[int]]:
-    """For each text, the indices of the texts that make its long input: itself, then the following texts
-    in order (wrapping around, each at most once) until their lengths add up to `target` or all are used."""
-    n = len(lengths)
-    orders: list[list[int]] = []
-    for i in range(n):
-        chosen, total = [i], lengths[i]
-        for step in range(1, n):
-            if total >= target:
-                break
-            j = (i + step) % n
-            chosen.append(j)
-            total += lengths[j]
-        orders.append(chosen)
-    return orders
-
-
-def filled_texts(texts: Sequence[str], lengths: Sequence[int], target: int, separator: str = "\n") -> list[str]:
-    """Each text followed by the next distinct texts until it holds about `target` tokens (the caller
-    truncates to exactly that). `lengths` are the texts' token counts; repeated texts count once."""
+def following_texts(texts: Sequence[str], count: int, keep: int = MAX_FOLLOWING) -> list[list[str]]:
+    """For each of the first `count` texts, up to `keep` distinct other texts after it, in split order,
+    wrapping around to the start."""
     distinct = list(dict.fromkeys(texts))
-    length_of = dict(zip(texts, lengths, strict=True))
-    orders = fill_order([length_of[t] for t in distinct], target)
-    position = {t: k for k, t in enumerate(distinct)}
-    return [separator.join(distinct[j] for j in orders[position[t]]) for t in texts]
+    position = {text: i for i, text in enumerate(distinct)}
+    out = []
+    for text in texts[:count]:
+        start = position[text]
+        out.append([distinct[(start + step) % len(distinct)] for step in range(1, min(keep + 1, len(distinct)))])
+    return out
+
+
+def attach_following(
+    examples: list[dict[str, Any]], field: str, limit: int | None, keep: int = MAX_FOLLOWING
+) -> list[dict[str, Any]]:
+    """The first `limit` examples of a whole split, each with the split's next distinct `field` texts."""
+    count = len(examples) if limit is None else min(limit, len(examples))
+    following = following_texts([str(e[field]) for e in examples], count, keep)
+    return [{**e, FOLLOWING: after} for e, after in zip(examples[:count], following, strict=True)]
+
+
+def filled(own: str, following: Sequence[str], length: Callable[[str], int], target: int, separator: str) -> str:
+    """`own` followed by `following` texts until the tokens (`length` of each text) reach `target` (the
+    caller truncates to exactly that), or the texts run out."""
+    parts, total = [own], length(own)
+    for text in following:
+        if total >= target:
+            break
+        parts.append(text)
+        total += length(text)
+    return separator.join(parts)
+
+
+def token_counter(tokenizer: Any) -> Callable[[str], int]:
+    """Tokens of a text without special tokens, counted once per distinct text."""
+    counts: dict[str, int] = {}
+
+    def length(text: str) -> int:
+        if text not in counts:
+            counts[text] = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+        return counts[text]
+
+    return length

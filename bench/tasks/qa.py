@@ -16,7 +16,7 @@ from bench.errors import DataNotFoundError
 from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
 from bench.runtimes.torch import TorchModel
 from bench.shape import Shape
-from bench.tasks.long_inputs import filled_texts
+from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
 from bench.tasks.squad_data import load_squad
 
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -82,6 +82,8 @@ class QATask(Task):
         return TorchModel(module, tokenizer, device)
 
     def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
+        if self.config.fill_context_to_length:  # the whole split: its next paragraphs fill each window
+            return attach_following(load_squad(source.location, source.local, split, None), "context", limit)
         return load_squad(source.location, source.local, split, limit)
 
     def _windows(self, tokenizer: Any, example: dict[str, Any], seq_len: int) -> Any:
@@ -131,11 +133,8 @@ class QATask(Task):
         first, then the split's next distinct paragraphs."""
         if not self.config.fill_context_to_length:
             return examples
-        contexts = [e["context"] for e in examples]
-        lengths = [len(ids) for ids in tokenizer(contexts, add_special_tokens=False)["input_ids"]]
-        return [
-            {**e, "context": c} for e, c in zip(examples, filled_texts(contexts, lengths, seq_len, " "), strict=True)
-        ]
+        length = token_counter(tokenizer)
+        return [{**e, "context": filled(e["context"], e.get(FOLLOWING, []), length, seq_len, " ")} for e in examples]
 
     def train_batches(
         self, teacher: ModelHandle, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int

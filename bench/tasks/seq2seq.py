@@ -23,7 +23,7 @@ from bench.measure.latency import LatencyResult, LatencySettings
 from bench.metrics import MetricValue
 from bench.runtimes.torch import TorchModel
 from bench.shape import Shape
-from bench.tasks.long_inputs import filled_texts
+from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
 from bench.tasks.seq2seq_data import load_parallel, load_summaries
 
 
@@ -127,6 +127,8 @@ class Seq2SeqTask(Task):
         raise NotImplementedError
 
     def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
+        if self.config.fill_to_length:  # the whole split: its next sources fill each input
+            return attach_following(self.reader()(source.location, source.local, split, None), "source", limit)
         return self.reader()(source.location, source.local, split, limit)
 
     def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
@@ -147,8 +149,10 @@ class Seq2SeqTask(Task):
     def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> Seq2SeqFeatures:
         sources = [e["source"] for e in examples]
         if self.config.fill_to_length:
-            lengths = [len(row) for row in tokenizer(sources, add_special_tokens=False)["input_ids"]]
-            sources = filled_texts(sources, lengths, seq_len)
+            length = token_counter(tokenizer)
+            sources = [
+                filled(s, e.get(FOLLOWING, []), length, seq_len, "\n") for s, e in zip(sources, examples, strict=True)
+            ]
         texts = [self.config.prefix + source for source in sources]
         ids = tokenizer(texts, truncation=True, max_length=seq_len)["input_ids"]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
