@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -85,7 +86,7 @@ def test_a_file_of_several_suites_merges_each_over_the_defaults(tmp_path: Path) 
 )
 def test_several_suites_errors_name_the_member(tmp_path: Path, edit: object, expected: str) -> None:
     assert callable(edit)
-    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
         load_suites(write(tmp_path, edit(SEVERAL)))
 
 
