@@ -385,7 +385,7 @@ def load_suites(path: Path) -> list[SuiteConfig]:
 
     raw = read_yaml(path)
     if not isinstance(raw, dict) or "suites" not in raw:
-        return [load_suite(path)]
+        return [_single(raw, path)]
     extra = sorted(set(raw) - SUITES_KEYS)
     if extra:
         raise ConfigError(
@@ -412,7 +412,11 @@ def load_suite(path: Path) -> SuiteConfig:
     """Read and validate a single-suite file. Raises ConfigError with a single line naming the problem."""
     from bench.suite_yaml import read_yaml
 
-    raw = read_yaml(path)
+    return _single(read_yaml(path), path)
+
+
+def _single(raw: object, path: Path) -> SuiteConfig:
+    """The suite of a single-suite file's parsed content."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a suite is a mapping of keys (name, model, task, compressors, ...)")
     if "suites" in raw:
