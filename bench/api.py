@@ -400,6 +400,11 @@ class Task(ABC):
         the run's."""
         return shape.batch_size
 
+    def fills_inputs(self) -> bool:
+        """Whether inputs are filled with real text to the sequence length (padding in timed inputs is then
+        a defect the run notes). Default: no."""
+        return False
+
     @abstractmethod
     def evaluate(
         self, model: ModelHandle, examples: Sequence[dict[str, Any]], features: Any, batch_size: int

@@ -430,6 +430,10 @@ def prepare(run: Run, task: Task, model: ModelHandle) -> EvalData:
     return EvalData(examples, features, pool or task.batches(features, spec.batch_size)[:1])
 
 
+FILLED_SHARE = 0.95
+"""Inputs filled from real text should hold at least this share of the sequence length in real tokens."""
+
+
 def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]) -> dict[str, LatencyResult]:
     """Steady-state latency on real inputs, flagged when other processes competed for the CPU."""
     contention = CpuContention.start()
@@ -439,6 +443,13 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
         settings = dataclasses.replace(settings, timed_region=watch.region)
     timings = task.latency(model, pool, settings, run.spec.shape)
     busy = round(contention.share(), 4)
+    real = real_tokens_per_input(pool)
+    length = run.spec.sequence_length
+    if real is not None and task.fills_inputs() and real < FILLED_SHARE * length:
+        run.parts.notes.append(
+            f"timed inputs hold {real:.0f} real tokens on average, {100 * real / length:.0f}% of the sequence "
+            f"length {length}: the split has too little text to fill them, so these timings are of padding"
+        )
     if run.parts.execution is not None:  # read after the timed calls: a model may change kernels on its first call
         ran: dict[str, object] = {"attention_pattern": model.attention_pattern()}
         if watch is not None:
@@ -453,7 +464,17 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
         run.parts.notes.append(
             f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"
         )
-    return {name: r.model_copy(update={"other_cpu_share": busy}) for name, r in timings.items()}
+    facts = {"other_cpu_share": busy, "real_tokens_per_input": real}
+    return {name: r.model_copy(update=facts) for name, r in timings.items()}
+
+
+def real_tokens_per_input(pool: Sequence[Batch]) -> float | None:
+    """Mean non-padding tokens per sequence over the timed inputs (None without an attention mask)."""
+    masks = [batch["attention_mask"] for batch in pool if "attention_mask" in batch]
+    if not masks:
+        return None
+    rows = [float(row.sum()) for mask in masks for row in mask]
+    return round(sum(rows) / len(rows), 1)
 
 
 def evaluate(run: Run, task: Task, model: ModelHandle, data: EvalData) -> tuple[Accuracy, list[dict[str, object]]]:

@@ -94,6 +94,23 @@ def test_filled_qa_contexts_give_one_full_window_and_answers_inside_them(
         assert row["prediction"] in context
 
 
+def test_timed_inputs_count_their_real_tokens(tiny_model_dir: Path, tiny_squad_dir: Path) -> None:
+    from bench.worker import real_tokens_per_input
+
+    source = Source(str(tiny_squad_dir / "squad" / "dev-v1.1.json"), local=True)
+    plain = TASKS.load("qa").from_mapping({"doc_stride": 32})
+    filling = TASKS.load("qa").from_mapping({"doc_stride": 32, "fill_context_to_length": True})
+    assert filling.fills_inputs() and not plain.fills_inputs()
+    tokenizer = plain.load_model(Source(str(tiny_model_dir), local=True), "cpu").tokenizer
+    examples = plain.load_examples(source, "validation", 2)
+    padded = plain.batches(plain.encode(tokenizer, examples, 256), 2)
+    full = filling.batches(filling.encode(tokenizer, filling.load_examples(source, "validation", 2), 64), 2)
+    assert real_tokens_per_input(full) == 64.0
+    real = real_tokens_per_input(padded)
+    assert real is not None and 0 < real < 256
+    assert real_tokens_per_input([{"input_ids": [[1, 2]]}]) is None  # no mask: unknown, not guessed
+
+
 def test_the_report_fits_each_series_and_draws_it(tmp_path: Path) -> None:
     template = load_record(GOLDEN / "records" / "bf16__cpu__bs1__seq256__bf54064e12.json")
     records = []

@@ -50,6 +50,9 @@ class LatencyResult(BaseModel):
     throughput_samples_per_s: float
     tokens_per_s: float | None = None
     """Generation: output tokens per second over the whole call (batch size x new tokens / mean)."""
+    real_tokens_per_input: float | None = None
+    """Mean non-padding tokens per timed input (its attention mask); below the sequence length means the
+    calls timed padding too."""
     other_cpu_share: float | None = None
     """Share of the machine's CPU time that other processes used while timing (0..1); high means unreliable."""
 

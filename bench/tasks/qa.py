@@ -223,6 +223,9 @@ class QATask(Task):
                         best_text, best_score = context[s_char:e_char], score
         return best_text, best_score
 
+    def fills_inputs(self) -> bool:
+        return self.config.fill_context_to_length
+
     def evaluation_batch_size(self, shape: Shape, model: ModelHandle) -> int:
         return self.config.eval_batch_size if model.rows_independent() else shape.batch_size
 

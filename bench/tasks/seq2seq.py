@@ -186,6 +186,9 @@ class Seq2SeqTask(Task):
         timing = time_generation(generate, pool, settings, n, shape, model.synchronize)
         return timing.as_dict()
 
+    def fills_inputs(self) -> bool:
+        return self.config.fill_to_length
+
     def evaluation_batch_size(self, shape: Shape, model: ModelHandle) -> int:
         """Accuracy runs decode `eval_batch_size` inputs per call, whatever the latency shape."""
         return self.config.eval_batch_size
