@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bench import devices
 from bench.attention import executed, pattern
 from bench.config import format_validation_error
 from bench.datadir import Source
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from bench.measure.latency import LatencyResult, LatencySettings
+    from bench.measure.latency import DeviceTimer, LatencyResult, LatencySettings
 
 FORWARD_SCOPE = "model forward on tokenized inputs (tokenization and decoding excluded), device synchronized"
 
@@ -168,6 +169,8 @@ class ModelHandle(ABC):
     """
 
     runtime: ClassVar[str]
+    stages_inputs: ClassVar[bool] = False
+    """Whether `stage` moves inputs onto the model's device (else a CUDA run's timed calls include the copy)."""
     """The runtime's name, e.g. "pytorch" or "onnxruntime" (shown in records)."""
     save_format: str = "files"
     """The format `save` writes, e.g. "safetensors", "torch" or "onnx" (the record's size.saved.format)."""
@@ -218,6 +221,19 @@ class ModelHandle(ABC):
 
     def synchronize(self) -> None:
         """Wait for queued device work (CUDA) so that timings cover it. No-op on CPU."""
+
+    def release(self) -> None:
+        """Free what the model holds, when a compressor replaces it with a newly loaded one (the handle is
+        not used afterwards). Default: nothing (its memory goes when the last reference does)."""
+
+    def device_timer(self) -> DeviceTimer | None:
+        """A timer of calls on the device itself (CUDA events), cross-checking the wall clock. Default: none."""
+        return None
+
+    def stage(self, batch: Batch) -> Batch:
+        """`batch` placed where the model reads its inputs (its device), so that timed calls do not copy
+        them. Default: unchanged (see `stages_inputs`)."""
+        return batch
 
     def generate(
         self, batch: Batch, settings: Mapping[str, Any], on_token: Callable[[], None] | None = None
@@ -333,7 +349,7 @@ class Compressor(ABC):
 
     def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
         """Why this compressor cannot run here (the run becomes a `skipped` record), or None."""
-        if device not in self.devices:
+        if devices.kind(device) not in self.devices:
             return f"{self.name} runs on {', '.join(sorted(self.devices))}, not {device}"
         return None
 
@@ -423,7 +439,9 @@ class Task(ABC):
         """Time the model on `pool` (real inputs at the run's shape). Default: the forward pass."""
         from bench.measure.latency import measure_latency
 
-        forward = measure_latency(model.forward, pool, settings, shape, FORWARD_SCOPE, model.synchronize)
+        forward = measure_latency(
+            model.forward, pool, settings, shape, FORWARD_SCOPE, model.synchronize, model.device_timer()
+        )
         return {"forward": forward}
 
     def train_batches(

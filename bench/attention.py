@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Literal
 
+from bench import devices
+
 Attention = Literal["eager", "sdpa", "flash_attention_2"]
 """transformers' `attn_implementation` values that bench measures."""
 
@@ -16,7 +18,7 @@ def unsupported_here(requested: Attention | None, device: str) -> str | None:
     """Why this machine cannot run the requested kernels (the run is a skipped record), or None."""
     if requested != "flash_attention_2":
         return None
-    if not device.startswith("cuda"):
+    if not devices.is_cuda(device):
         return "flash_attention_2 runs on CUDA only"
     if importlib.util.find_spec("flash_attn") is None:
         return "flash_attention_2 needs the flash-attn package, which is not installed"

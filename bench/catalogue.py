@@ -89,6 +89,20 @@ def _phase_mb(phase: str) -> Callable[[RunRecord], float | None]:
     return read
 
 
+def _gpu_mb(phase: str, figure: str) -> Callable[[RunRecord], float | None]:
+    """A CUDA run's GPU memory in a phase: `allocated` (its tensors' peak) or `used` (the whole device)."""
+
+    def read(r: RunRecord) -> float | None:
+        gpu = r.memory.device if r.memory else None
+        part = gpu.phases.get(phase) if gpu else None
+        if part is None:
+            return None
+        value = part.allocated_peak if figure == "allocated" else part.device_used
+        return value / MB if value is not None else None
+
+    return read
+
+
 def _load_mb(r: RunRecord) -> float | None:
     return r.memory.load_peak / MB if r.memory and r.memory.load_peak else None
 
@@ -170,6 +184,30 @@ FIXED: tuple[Metric, ...] = (
     ),
     Metric("memory.peak", "mem.latency", "peak RSS MB", _phase_mb("latency"), False, "rel", 0, "MB"),
     Metric("memory.evaluate", "mem.eval", "eval RSS MB", _phase_mb("evaluate"), False, None, 0, "MB", in_summary=False),
+    Metric("gpu_memory.peak", "gpu.latency", "GPU alloc MB", _gpu_mb("latency", "allocated"), False, "rel", 0, "MB"),
+    Metric(
+        "gpu_memory.device",
+        "gpu.used",
+        "GPU used MB",
+        _gpu_mb("latency", "used"),
+        False,
+        None,
+        0,
+        "MB",
+        in_summary=False,
+    ),
+    Metric(
+        "gpu_memory.evaluate",
+        "gpu.eval",
+        "eval GPU alloc MB",
+        _gpu_mb("evaluate", "allocated"),
+        False,
+        None,
+        0,
+        "MB",
+        in_table=False,
+        in_summary=False,
+    ),
     Metric("memory.load", "mem.load", "load RSS MB", _load_mb, False, None, 0, "MB", in_table=False, in_summary=False),
     Metric("size", "size.mb", "size MB", _size_mb, False, "rel", 1, "MB"),
     Metric("size.zipped", "size.zip", "zipped MB", _zip_mb, False, None, 1, "MB", in_summary=False),
@@ -191,6 +229,8 @@ TABLE_ORDER = (
     "throughput",
     "mem.latency",
     "mem.eval",
+    "gpu.latency",
+    "gpu.used",
     "size.mb",
     "size.zip",
     "params.m",

@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="show the installed compressors and tasks")
 
+    doctor = sub.add_parser("doctor", help="what this machine can run, and why not; --gpu checks the CUDA path")
+    doctor.add_argument(
+        "--gpu", action="store_true", help="also run the GPU self-check (about 30 s; exit 1 on any failed check)"
+    )
+    doctor.add_argument("--device", default="cuda", help="the GPU the self-check uses (cuda or cuda:N)")
+
     report = sub.add_parser("report", help="render a comparison of stored records")
     report.add_argument("results", type=Path, nargs="+", help="results folders or record files")
     report.add_argument(
@@ -221,6 +227,49 @@ def cmd_list(_: argparse.Namespace) -> int:
             table.add_row(for_console(name), devices, desc, for_console(entry.origin))
         console.print(table)
     return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """`bench doctor`: what this machine can run and why not; with --gpu, the CUDA self-check."""
+    from rich.table import Table
+
+    from bench import devices
+    from bench.doctor import findings
+    from bench.report.text import for_console
+
+    console = _console()
+    colours = {
+        "ok": "green",
+        "no": "red",
+        "warn": "yellow",
+        "info": "cyan",
+        "pass": "green",
+        "fail": "red",
+        "skip": "yellow",
+    }
+    table = Table(title="bench doctor", title_justify="left", show_header=False)
+    for finding in findings():
+        colour = colours[finding.verdict]
+        table.add_row(f"[{colour}]{finding.verdict}[/{colour}]", finding.topic, for_console(finding.detail))
+    console.print(table)
+    if not args.gpu:
+        return EXIT_OK
+    try:
+        device = devices.parse(args.device)
+    except ValueError as exc:
+        raise BenchError(f"--device: {exc}") from None
+    from bench.selfcheck import run_self_check
+
+    console.print(f"GPU self-check on {device} ...")
+    checks = run_self_check(str(device))
+    result = Table(title="GPU self-check", title_justify="left", show_header=False)
+    for check in checks:
+        colour = colours[check.outcome]
+        result.add_row(f"[{colour}]{check.outcome}[/{colour}]", check.name, for_console(check.detail))
+    console.print(result)
+    failed = [c for c in checks if c.outcome == "fail"]
+    console.print(f"{len(failed)} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -429,6 +478,7 @@ COMMANDS = {
     "tune": cmd_tune,
     "validate": cmd_validate,
     "list": cmd_list,
+    "doctor": cmd_doctor,
     "report": cmd_report,
     "compare": cmd_compare,
 }

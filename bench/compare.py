@@ -27,7 +27,8 @@ from bench.records import RunRecord, Status
 from bench.report.bootstrap import Interval, accuracy_delta, statistic_change
 
 _THRESHOLD = re.compile(r"^(?P<metric>[A-Za-z0-9_.]+):(?P<limit>[+-]\d+(\.\d+)?)(?P<pct>%?)$")
-DEFAULT_METRICS = ("latency.p50", "memory.peak", "size")
+DEFAULT_METRICS = ("latency.p50", "memory.peak", "gpu_memory.peak", "size")
+"""Compared when no threshold names a metric (a figure neither run has, such as GPU memory on CPU, is left out)."""
 
 Predictions = Callable[[RunRecord], "Sequence[Mapping[str, object]] | None"]
 
@@ -250,6 +251,7 @@ def compare(
     if len(machines) > 1:
         result.warnings.append(f"the records come from several machines ({', '.join(sorted(machines))})")
     metrics = [m for name in dict.fromkeys([t.metric for t in thresholds] or DEFAULT_METRICS) if (m := lookup(name))]
+    gated = {t.metric for t in thresholds}
     for key in sorted(before.keys() & after.keys()):
         a, b = before[key], after[key]
         run = _label(b)
@@ -266,6 +268,8 @@ def compare(
             continue
         for metric in metrics:
             change = Change(run, metric.name, metric.read(a), metric.read(b))
+            if change.old is None and change.new is None and metric.name not in gated:
+                continue
             if change.old is not None and change.new is not None:
                 change.interval = _noise(metric, a, b, old_predictions, new_predictions)
                 crossed = next(

@@ -6,9 +6,10 @@ import difflib
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,11 +22,18 @@ from pydantic import (
     model_validator,
 )
 
+from bench import devices
 from bench.attention import Attention
 from bench.errors import ConfigError, SuiteWarning
 from bench.measure.latency import LatencySettings
 
-Device = Literal["cpu", "cuda"]
+
+def _device(value: str) -> str:
+    return str(devices.parse(value))
+
+
+Device = Annotated[str, AfterValidator(_device)]
+"""cpu, cuda or cuda:N (bench.devices parses every device string)."""
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 NAME_MAX = 64
@@ -276,7 +284,7 @@ class SuiteConfig(StrictModel):
     model: ModelConfig
     task: TaskConfig
     compressors: list[CompressorConfig] = Field(min_length=1)
-    devices: list[Device] = Field(default_factory=lambda: list[Device](["cpu"]), min_length=1)
+    devices: list[Device] = Field(default_factory=lambda: ["cpu"], min_length=1)
     batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
     sequence_lengths: list[PositiveInt] = Field(default_factory=lambda: [384], min_length=1)
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)

@@ -55,13 +55,33 @@ LIBRARIES = (
 
 
 class GpuInfo(BaseModel):
-    """One CUDA device."""
+    """One CUDA device: what decides its figures (model, UUID, driver, MIG, clocks and power limit)."""
 
     name: str
     compute_capability: str
     memory_bytes: int
     driver: str | None = None
     cuda: str | None = None
+    """The CUDA runtime torch was built with."""
+    uuid: str | None = None
+    mig_mode: bool | None = None
+    """Whether the GPU is partitioned (MIG): a slice is not the whole GPU."""
+    sm_clock_max_mhz: int | None = None
+    memory_clock_max_mhz: int | None = None
+    power_limit_w: float | None = None
+
+
+class CudaSettings(BaseModel):
+    """torch's CUDA numerics settings, which change what fp32 matmuls compute and how fast."""
+
+    cudnn: int | None = None
+    """cuDNN version (torch.backends.cudnn.version())."""
+    matmul_allow_tf32: bool
+    cudnn_allow_tf32: bool
+    float32_matmul_precision: str
+    """highest (true fp32), high (TF32) or medium (bf16)."""
+    fp16_reduced_precision_reduction: bool
+    bf16_reduced_precision_reduction: bool
 
 
 class Environment(BaseModel):
@@ -78,6 +98,8 @@ class Environment(BaseModel):
     logical_cores: int | None
     ram_bytes: int
     gpus: list[GpuInfo] = []
+    cuda_settings: CudaSettings | None = None
+    """Present where a GPU is: the TF32 and reduced-precision settings in force."""
     libraries: dict[str, str]
     git_commit: str | None
     git_dirty: bool | None
@@ -143,25 +165,50 @@ def git_state(path: Path | None = None) -> tuple[str | None, bool | None]:
 
 
 def _gpus() -> list[GpuInfo]:
-    if "torch" not in sys.modules:
-        return []
     import torch
 
     if not torch.cuda.is_available():
         return []
     out = []
+    driver = _nvidia_driver()
     for i in range(torch.cuda.device_count()):
         props = torch.cuda.get_device_properties(i)
+        uuid = str(getattr(props, "uuid", "")) or None
         out.append(
             GpuInfo(
                 name=props.name,
                 compute_capability=f"{props.major}.{props.minor}",
                 memory_bytes=int(props.total_memory),
-                driver=_nvidia_driver(),
+                driver=driver,
                 cuda=torch.version.cuda,
+                uuid=uuid,
+                **_limits(uuid),
             )
         )
     return out
+
+
+def _limits(uuid: str | None) -> dict[str, Any]:
+    from bench import nvml
+
+    handle = nvml.handle_for(uuid)
+    return nvml.limits(handle) if handle is not None else {}
+
+
+def _cuda_settings() -> CudaSettings | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    matmul = torch.backends.cuda.matmul
+    return CudaSettings(
+        cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        matmul_allow_tf32=bool(matmul.allow_tf32),
+        cudnn_allow_tf32=bool(torch.backends.cudnn.allow_tf32),
+        float32_matmul_precision=torch.get_float32_matmul_precision(),
+        fp16_reduced_precision_reduction=bool(matmul.allow_fp16_reduced_precision_reduction),
+        bf16_reduced_precision_reduction=bool(matmul.allow_bf16_reduced_precision_reduction),
+    )
 
 
 def _nvidia_driver() -> str | None:
@@ -177,10 +224,12 @@ def _nvidia_driver() -> str | None:
         return None
 
 
-def capture(threads: int | None = None, seed: int | None = None) -> Environment:
-    """Describe this machine. GPUs are listed only when torch is already imported (worker processes)."""
+def capture(threads: int | None = None, seed: int | None = None, gpus: bool = False) -> Environment:
+    """Describe this machine. GPUs are listed when `gpus` is set or torch is already imported (workers);
+    otherwise the launcher would pay for importing torch."""
     model, flags = _cpu_info()
     commit, dirty = git_state()
+    with_gpus = gpus or "torch" in sys.modules
     return Environment(
         machine=machine_name(),
         hostname=socket.gethostname(),
@@ -191,7 +240,8 @@ def capture(threads: int | None = None, seed: int | None = None) -> Environment:
         physical_cores=psutil.cpu_count(logical=False),
         logical_cores=psutil.cpu_count(logical=True),
         ram_bytes=int(psutil.virtual_memory().total),
-        gpus=_gpus(),
+        gpus=_gpus() if with_gpus else [],
+        cuda_settings=_cuda_settings() if with_gpus else None,
         libraries=_libraries(),
         git_commit=commit,
         git_dirty=dirty,

@@ -123,7 +123,7 @@ def expand(
             used = {name: versions[name] for name in (task.name, *(s.name for s in comp.steps)) if name in versions}
             identity = {**group_payload, "compressor": comp.identity(), "plugins": used, "bench": __version__}
             digest = _digest(identity)[:10]
-            key = f"{comp.display_name}__{device}__bs{batch_size}__seq{seq_len}__{digest}"
+            key = f"{comp.display_name}__{device.replace(':', '')}__bs{batch_size}__seq{seq_len}__{digest}"
             runs.append(
                 RunSpec(
                     suite=suite.name,

@@ -18,6 +18,7 @@ from bench.api import ExecutedPrecision, Facts, Verification
 from bench.environment import Environment
 from bench.errors import BenchError
 from bench.measure.census import Census
+from bench.measure.device_memory import DeviceMemory
 from bench.measure.latency import LatencyResult
 from bench.measure.size import SavedSize
 from bench.metrics import MetricValue
@@ -85,7 +86,10 @@ class Memory(BaseModel):
     """Sampled peak of every phase (load, compress, latency, evaluate)."""
     """ru_maxrss: the process's lifetime high-water mark, an upper bound on the sampled peaks."""
     cuda_max_allocated: int | None = None
+    """The highest of the phases' allocator peaks (see `device` for each phase's)."""
     cuda_max_reserved: int | None = None
+    device: DeviceMemory | None = None
+    """CUDA runs: GPU memory phase by phase (allocator peaks reset at each phase, device memory in use)."""
 
 
 class Size(BaseModel):

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from bench import __version__
+from bench import __version__, devices
 from bench.environment import Environment, capture, default_threads, machine_name
 from bench.failure import dumped_stack, registered_files
 from bench.interrupts import shielded
@@ -34,6 +34,7 @@ from bench.records import (
     supersede,
 )
 from bench.registry import COMPRESSORS, TASKS, PluginError
+from bench.reuse import still_holds
 from bench.validate import ResolvedSuite
 from bench.worker import Job
 
@@ -66,14 +67,6 @@ def _stored(path: Path) -> RunRecord | None:
         return load_record(path)
     except RecordError:
         return None
-
-
-def same_machine(record: RunRecord, here: Environment) -> bool:
-    """Whether a stored record was measured on hardware like this machine's (same CPU model and core
-    count): a host name alone does not tell, and another machine's figures must not be reused."""
-    if record.environment is None:
-        return True
-    return (record.environment.cpu_model, record.environment.logical_cores) == (here.cpu_model, here.logical_cores)
 
 
 def _signal_name(returncode: int | None) -> str | None:
@@ -233,10 +226,15 @@ def baseline_keys(specs: list[RunSpec]) -> dict[str, str]:
     return {s.group: s.key for s in specs if s.is_baseline}
 
 
+def environment_for(specs: list[RunSpec]) -> Environment:
+    """This machine's environment, with its GPUs when a run is on CUDA (which imports torch)."""
+    return capture(gpus=any(devices.is_cuda(s.device) for s in specs))
+
+
 def reusable(folder: Path, spec: RunSpec, here: Environment, force: bool = False) -> RunRecord | None:
-    """The stored record of this run when it can stand for a new one: done (ok or skipped), measured on
-    hardware like this machine's, and not forced to run again."""
+    """The stored record of this run when it can stand for a new one: done (ok or skipped), decided in an
+    environment that still holds (see bench.reuse), and not forced to run again."""
     stored = None if force else _stored(record_path(folder, spec.key))
-    if stored is not None and stored.status in DONE_STATUSES and same_machine(stored, here):
+    if stored is not None and stored.status in DONE_STATUSES and still_holds(stored, here):
         return stored
     return None

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bench import __version__, attention
+from bench import __version__, attention, devices
 from bench.api import (
     Batch,
     CalibrationData,
@@ -43,6 +43,7 @@ from bench.failure import error_info, plugin_files
 from bench.launchers.local import PARENT_VARIABLE
 from bench.measure.census import Census, take_census
 from bench.measure.contention import BUSY_THRESHOLD, CpuContention
+from bench.measure.device_memory import DeviceMemoryTracker, TorchCudaMemory
 from bench.measure.latency import LatencyResult
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.size import measure_saved
@@ -126,6 +127,8 @@ class Run:
         self.task: Task | None = None
         self.steps: list[Step] = []
         self.eval_batch: int | None = None
+        self.gpu: DeviceMemoryTracker | None = None
+        """CUDA runs: per-phase GPU memory, from setup on."""
 
     @contextmanager
     def phase(self, name: str, sample: bool = True) -> Iterator[None]:
@@ -134,7 +137,10 @@ class Run:
         self.phase_now = name
         self.report_progress()
         try:
-            with self.sampler.phase(name) if sample else contextlib.nullcontext():
+            with (
+                self.sampler.phase(name) if sample else contextlib.nullcontext(),
+                self.gpu.phase(name) if sample and self.gpu is not None else contextlib.nullcontext(),
+            ):
                 yield
         finally:
             self.phases[name] = time.perf_counter() - start
@@ -182,13 +188,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")
 
 
-def _memory(sampler: RssSampler, rss_start: int, device: str, eval_batch: int | None) -> Memory:
-    cuda_alloc = cuda_reserved = None
-    if device.startswith("cuda"):
-        import torch
-
-        cuda_alloc = int(torch.cuda.max_memory_allocated())
-        cuda_reserved = int(torch.cuda.max_memory_reserved())
+def _memory(sampler: RssSampler, rss_start: int, gpu: DeviceMemoryTracker | None, eval_batch: int | None) -> Memory:
+    device = gpu.record if gpu is not None and gpu.record.phases else None
+    cuda_alloc = max(p.allocated_peak for p in device.phases.values()) if device else None
+    cuda_reserved = max(p.reserved_peak for p in device.phases.values()) if device else None
     steady = [sampler.peaks[p] for p in ("latency", "evaluate") if p in sampler.peaks]
     return Memory(
         interval_ms=sampler.interval_s * 1000,
@@ -202,6 +205,7 @@ def _memory(sampler: RssSampler, rss_start: int, device: str, eval_batch: int | 
         phase_peaks=dict(sampler.peaks),
         cuda_max_allocated=cuda_alloc,
         cuda_max_reserved=cuda_reserved,
+        device=device,
     )
 
 
@@ -221,7 +225,7 @@ def execute(job: Job) -> RunRecord:
         plugins = plugin_files([run.task, *(step.compressor for step in run.steps)])
         error = error_info(exc, run.phase_now, plugins, job.log_path)
     run.sampler.stop()
-    return run.record(status, error, _memory(run.sampler, rss_start, job.spec.device, run.eval_batch))
+    return run.record(status, error, _memory(run.sampler, rss_start, run.gpu, run.eval_batch))
 
 
 def _execute(run: Run) -> None:
@@ -251,24 +255,19 @@ def setup(run: Run) -> Task:
     spec = run.spec
     run.steps = [Step(s.name, COMPRESSORS.load(s.name).from_mapping(s.config)) for s in spec.compressor.steps]
     run.task = TASKS.load(spec.task.name).from_mapping(spec.task.config)
-    run.parts.environment = capture(threads=spec.threads, seed=spec.seed)
-    reasons = [step.compressor.unsupported_reason(spec.device, run.flags) for step in run.steps]
+    run.parts.environment = capture(threads=spec.threads, seed=spec.seed, gpus=True)  # skipped runs keep it too
+    cuda = devices.is_cuda(spec.device)
+    reasons = [devices.cuda_unavailable_reason(spec.device) if cuda else None]
+    reasons += [step.compressor.unsupported_reason(spec.device, run.flags) for step in run.steps]
     reasons.append(attention.unsupported_here(spec.attention, spec.device))
     reason = next((r for r in reasons if r is not None), None)
     if reason is not None:
         raise UnsupportedHere(reason)
-    if spec.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UnsupportedHere("no CUDA device on this machine")
+    if cuda:
+        memory = TorchCudaMemory(spec.device)
+        run.gpu = DeviceMemoryTracker(memory, spec.device, memory.source)
     set_threads_and_seed(spec.threads, spec.seed)
-    run.parts.environment = capture(threads=spec.threads, seed=spec.seed)  # now with GPUs
     run.report_progress()
-    if spec.device.startswith("cuda"):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats()
     return run.task
 
 
@@ -427,7 +426,8 @@ def prepare(run: Run, task: Task, model: ModelHandle) -> EvalData:
     features = task.encode(model.tokenizer, examples, spec.sequence_length)
     first = examples[: LATENCY_INPUT_POOL * spec.batch_size]
     pool = task.batches(task.encode(model.tokenizer, first, spec.sequence_length), spec.batch_size, full_only=True)
-    return EvalData(examples, features, pool or task.batches(features, spec.batch_size)[:1])
+    pool = pool or task.batches(features, spec.batch_size)[:1]
+    return EvalData(examples, features, [model.stage(batch) for batch in pool])
 
 
 FILLED_SHARE = 0.95
@@ -465,7 +465,41 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
             f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"
         )
     facts = {"other_cpu_share": busy, "real_tokens_per_input": real}
-    return {name: r.model_copy(update=facts) for name, r in timings.items()}
+    if devices.is_cuda(run.spec.device):
+        run.parts.notes.extend(device_timing_gaps(timings))
+    return {
+        name: r.model_copy(update={**facts, "scope": scoped(r.scope, run.spec.device, model)})
+        for name, r in timings.items()
+    }
+
+
+DEVICE_TIMING_GAP = 0.05
+"""Synchronized wall-clock and CUDA-event medians further apart than this get a note."""
+
+
+def scoped(scope: str, device: str, model: ModelHandle) -> str:
+    """The scope of a timing, saying where its inputs were (CUDA runs)."""
+    if not devices.is_cuda(device):
+        return scope
+    if model.stages_inputs:
+        return f"{scope}; inputs resident on {device} before timing"
+    return f"{scope}; includes copying the inputs from host memory to {device}"
+
+
+def device_timing_gaps(timings: dict[str, LatencyResult]) -> list[str]:
+    """Notes for timings whose wall-clock median and CUDA-event median disagree by more than 5%."""
+    notes = []
+    for name, result in timings.items():
+        wall, device = result.stats.p50, result.device_p50_ms
+        if device is None or wall <= 0:
+            continue
+        gap = (wall - device) / wall
+        if abs(gap) > DEVICE_TIMING_GAP:
+            notes.append(
+                f"{name}: the synchronized wall clock (p50 {wall:.3f} ms) and CUDA events (p50 {device:.3f} ms) "
+                f"differ by {100 * gap:.0f}%: host-side launch overhead (or idle device time) is that share"
+            )
+    return notes
 
 
 def real_tokens_per_input(pool: Sequence[Batch]) -> float | None:

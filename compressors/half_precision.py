@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from bench import devices
 from bench.api import CompressContext, Compressor, ModelHandle, Verification
 from bench.measure.census import Census, take_census
-from bench.runtimes.torch import TorchModel, eager
+from bench.runtimes.torch import TorchModel, eager, fp32_module_names, kept_in_fp32
 
 
 class _Cast(Compressor):
-    """Cast every floating-point weight to `dtype_name` (inputs stay integer ids)."""
+    """Cast every floating-point weight to `dtype_name` (inputs stay integer ids), except the modules the
+    model keeps in float32 in that dtype (T5's `wo` in float16), as transformers does when loading."""
 
     dtype_name: ClassVar[str]
 
@@ -18,7 +20,16 @@ class _Cast(Compressor):
         import torch
 
         model = eager(model, self.name)
+        kept = kept_in_fp32(model.module, self.dtype_name)
         model.module.to(getattr(torch, self.dtype_name))
+        modules = dict(model.module.named_modules())
+        for name in kept:
+            modules[name].to(torch.float32)
+        if kept:
+            ctx.notes.append(
+                f"{len(kept)} modules stay float32, as the model asks in {self.dtype_name} "
+                f"(keep in float32: {', '.join(fp32_module_names(model.module, self.dtype_name))})"
+            )
         return TorchModel(model.module, model.tokenizer, model.device)
 
     def verify(self, before: Census, after: ModelHandle) -> Verification:
@@ -26,12 +37,33 @@ class _Cast(Compressor):
         floats = {d: n for d, n in census.dtypes.items() if d.startswith(("float", "bfloat"))}
         cast = floats.get(self.dtype_name, 0)
         total = sum(floats.values())
-        checks = {"weight_dtypes": census.dtypes}
-        if total == 0 or cast != total:
+        kept = _kept_elements(after, self.dtype_name)
+        checks: dict[str, object] = {"weight_dtypes": census.dtypes, "kept_float32": kept}
+        if total == 0 or cast + kept != total:
             return Verification(
-                passed=False, summary=f"{total - cast:,} floating weights are not {self.dtype_name}", checks=checks
+                passed=False,
+                summary=f"{total - cast - kept:,} floating weights are not {self.dtype_name}",
+                checks=checks,
             )
-        return Verification(passed=True, summary=f"all {total:,} floating weights are {self.dtype_name}", checks=checks)
+        rest = f", except {kept:,} the model keeps in float32" if kept else ""
+        return Verification(
+            passed=True, summary=f"{cast:,} floating weights are {self.dtype_name}{rest}", checks=checks
+        )
+
+
+def _kept_elements(model: ModelHandle, dtype_name: str) -> int:
+    """float32 weight elements in the modules the model keeps in float32."""
+    if not isinstance(model, TorchModel):
+        return 0
+    modules = dict(model.module.named_modules())
+    seen: set[int] = set()
+    total = 0
+    for name in kept_in_fp32(model.module, dtype_name):
+        for tensor in modules[name].parameters(recurse=True):
+            if str(tensor.dtype) == "torch.float32" and id(tensor) not in seen:
+                seen.add(id(tensor))
+                total += tensor.numel()
+    return total
 
 
 class Fp16(_Cast):
@@ -57,11 +89,11 @@ class Bf16(_Cast):
     dtype_name = "bfloat16"
 
     def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
-        if device == "cuda":
+        if devices.is_cuda(device):
             import torch
 
-            if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-                return "this GPU has no bfloat16 support (compute capability below 8.0)"
+            if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(including_emulation=False):
+                return "this GPU has no native bfloat16 (compute capability below 8.0)"
         return super().unsupported_reason(device, cpu_flags)
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:

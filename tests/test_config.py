@@ -100,7 +100,7 @@ def test_a_single_suite_command_refuses_a_file_of_several(tmp_path: Path) -> Non
     [
         (VALID + "batch_size: [1]\n", "batch_size: unknown key (did you mean 'batch_sizes'?)"),
         (VALID + "batch_sizes: [0]\n", "batch_sizes[0]: Input should be greater than 0"),
-        (VALID + "devices: [tpu]\n", "devices[0]: Input should be 'cpu' or 'cuda'"),
+        (VALID + "devices: [tpu]\n", "devices[0]: unknown device 'tpu': use cpu, cuda or cuda:N"),
         (
             VALID.replace("dataset: squad", "dataset: squad, limit: -5"),
             "task.limit: Input should be greater than 0",

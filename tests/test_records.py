@@ -124,7 +124,7 @@ def test_supersede_keeps_the_old_record_out_of_sight(tmp_path: Path) -> None:
 
 def test_records_from_other_hardware_are_not_reused() -> None:
     from bench.environment import capture
-    from bench.runner import same_machine
+    from bench.reuse import same_machine
 
     here = capture()
     record = make_record(environment=here)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from bench.environment import capture, machine_name
+from bench.environment import machine_name
 from bench.folder_lock import folder_lock
 from bench.launchers.base import Launcher, Outcome
 from bench.launchers.board import RunBoard
 from bench.plan import results_folder
 from bench.report.text import for_console
-from bench.runner import baseline_keys, clean_work, plan, reusable, run_one, selected
+from bench.runner import baseline_keys, clean_work, environment_for, plan, reusable, run_one, selected
 from bench.validate import ResolvedSuite
 
 
@@ -31,7 +31,7 @@ class LocalLauncher(Launcher):
             if killed is not None:
                 console.print(f"  [yellow]resuming:[/yellow] the last run here ({for_console(killed)}) was killed")
             clean_work(folder, console)
-            here = capture()
+            here = environment_for(specs)
             chosen = selected(specs, options.only)
             with RunBoard(len(chosen), console) as board:
                 for spec in chosen:

@@ -71,7 +71,7 @@ def probe(paths: list[str]) -> NodeFacts:
         node_id=node_id,
         address=address,
         machine=machine_name(),
-        environment=capture(),
+        environment=capture(gpus=True),
         threads=default_threads(),
         bench_version=__version__,
         missing=tuple(p for p in paths if not Path(p).exists()),

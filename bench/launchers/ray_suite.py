@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from bench import __version__
+from bench import __version__, devices
 from bench.errors import BenchError
 from bench.folder_lock import folder_lock
 from bench.interrupts import Interrupted, deferred, shielded
@@ -342,7 +342,7 @@ class Dispatch:
 
     def submit(self, item: Ready) -> None:
         spec = item.spec
-        cuda = spec.device.startswith("cuda") and self.gpus
+        cuda = devices.is_cuda(spec.device) and self.gpus
         resources = {SLOT: 1.0 / self.options.gpu_runs_per_node if cuda else 1.0}
         options: dict[str, Any] = {
             "num_returns": 2,

@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bench.measure.latency import LatencyResult, LatencySettings, latency_result, time_calls
+from bench.measure.latency import (
+    DeviceTimer,
+    LatencyResult,
+    LatencySettings,
+    latency_result,
+    time_calls,
+    with_device_samples,
+)
 from bench.shape import Shape
 
 T = TypeVar("T")
@@ -51,8 +58,10 @@ def time_generation(
     shape: Shape,
     synchronize: Callable[[], None] = lambda: None,
     clock: Callable[[], int] = time.perf_counter_ns,
+    device_timer: DeviceTimer | None = None,
 ) -> GenerationTiming:
-    """Time `generate` (which returns the number of new tokens it produced per sequence)."""
+    """Time `generate` (which returns the number of new tokens it produced per sequence); a `device_timer`
+    cross-checks the whole calls."""
     if new_tokens < 2:
         raise ValueError("per-token latency needs at least 2 new tokens")
     calls: list[_Stamps] = []
@@ -70,7 +79,8 @@ def time_generation(
                 f"asked for exactly {new_tokens} new tokens; the model produced {produced} in {steps} steps"
             )
 
-    cold_ms, samples, measured_s = time_calls(call, inputs, settings, synchronize, clock)
+    on_device: list[float] = []
+    cold_ms, samples, measured_s = time_calls(call, inputs, settings, synchronize, clock, device_timer, on_device)
     timed = calls[-len(samples) :]
     first = [(c.tokens[0] - c.start) / 1e6 for c in timed]
     per_token = [(c.tokens[-1] - c.tokens[0]) / 1e6 / (new_tokens - 1) for c in timed]
@@ -79,7 +89,10 @@ def time_generation(
     def result(values: list[float], cold_value: float, scope: str) -> LatencyResult:
         return latency_result(values, cold_value, measured_s, settings, shape, len(inputs), scope)
 
-    whole = result(samples, cold_ms, f"generate exactly {new_tokens} new tokens (whole call), device synchronized")
+    whole = with_device_samples(
+        result(samples, cold_ms, f"generate exactly {new_tokens} new tokens (whole call), device synchronized"),
+        on_device,
+    )
     whole.tokens_per_s = 1000.0 * shape.batch_size * new_tokens / whole.stats.mean if whole.stats.mean > 0 else 0.0
     return GenerationTiming(
         generate=whole,

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -18,6 +18,19 @@ from bench.measure.stats import SampleStats, summarize
 from bench.shape import Shape
 
 T = TypeVar("T")
+
+
+class DeviceTimer(Protocol):
+    """Times one call on the device itself (CUDA events), as a cross-check of the synchronized wall clock."""
+
+    def begin(self) -> None:
+        """Mark the call's start in the device's queue."""
+
+    def end(self) -> None:
+        """Mark the call's end in the device's queue (before the host synchronizes)."""
+
+    def elapsed_ms(self) -> float:
+        """Device time between the marks, once the device has synchronized."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,10 @@ class LatencyResult(BaseModel):
     throughput_samples_per_s: float
     tokens_per_s: float | None = None
     """Generation: output tokens per second over the whole call (batch size x new tokens / mean)."""
+    device_samples_ms: list[float] | None = None
+    """CUDA runs: the same timed calls measured by CUDA events on the device (a cross-check of samples_ms,
+    which also covers host-side launch overhead)."""
+    device_p50_ms: float | None = None
     real_tokens_per_input: float | None = None
     """Mean non-padding tokens per timed input (its attention mask); below the sequence length means the
     calls timed padding too."""
@@ -63,20 +80,31 @@ def time_calls(
     settings: LatencySettings,
     synchronize: Callable[[], None] = lambda: None,
     clock: Callable[[], int] = time.perf_counter_ns,
+    device_timer: DeviceTimer | None = None,
+    device_samples: list[float] | None = None,
 ) -> tuple[float, list[float], float]:
     """Return (cold call ms, steady-state samples in ms, measured seconds).
 
-    Inputs are used in rotation so that the samples see varied real data.
+    Inputs are used in rotation so that the samples see varied real data. With a `device_timer`, each
+    timed call's device time is appended to `device_samples`.
     """
     if not inputs:
         raise ValueError("no inputs to time")
 
-    def timed(x: T) -> float:
+    def timed(x: T, on_device: list[float] | None = None) -> float:
         synchronize()
         start = clock()
-        call(x)
+        if on_device is not None and device_timer is not None:
+            device_timer.begin()
+            call(x)
+            device_timer.end()
+        else:
+            call(x)
         synchronize()
-        return (clock() - start) / 1e6
+        wall = (clock() - start) / 1e6
+        if on_device is not None and device_timer is not None:
+            on_device.append(device_timer.elapsed_ms())
+        return wall
 
     cold_ms = timed(inputs[0])
     for i in range(settings.warmup):
@@ -87,7 +115,7 @@ def time_calls(
         began = clock()
         i = settings.warmup + 1
         while True:
-            samples.append(timed(inputs[i % len(inputs)]))
+            samples.append(timed(inputs[i % len(inputs)], device_samples))
             i += 1
             elapsed = (clock() - began) / 1e9
             enough = len(samples) >= settings.min_iterations and elapsed >= settings.min_duration_s
@@ -126,7 +154,39 @@ def measure_latency(
     shape: Shape,
     scope: str,
     synchronize: Callable[[], None] = lambda: None,
+    device_timer: DeviceTimer | None = None,
 ) -> LatencyResult:
-    """Time `call` over `inputs` and summarize."""
-    cold_ms, samples, measured_s = time_calls(call, inputs, settings, synchronize)
-    return latency_result(samples, cold_ms, measured_s, settings, shape, len(inputs), scope)
+    """Time `call` over `inputs` and summarize (with the device's own timings when a timer is given)."""
+    on_device: list[float] = []
+    cold_ms, samples, measured_s = time_calls(
+        call, inputs, settings, synchronize, device_timer=device_timer, device_samples=on_device
+    )
+    result = latency_result(samples, cold_ms, measured_s, settings, shape, len(inputs), scope)
+    return with_device_samples(result, on_device)
+
+
+def with_device_samples(result: LatencyResult, on_device: list[float]) -> LatencyResult:
+    """`result` with the device's timings of the same calls (unchanged when there are none)."""
+    if not on_device:
+        return result
+    return result.model_copy(update={"device_samples_ms": on_device, "device_p50_ms": summarize(on_device).p50})
+
+
+class CudaEventTimer:
+    """`DeviceTimer` over a pair of CUDA events on the current stream."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def begin(self) -> None:
+        self._start.record()
+
+    def end(self) -> None:
+        self._end.record()
+
+    def elapsed_ms(self) -> float:
+        self._end.synchronize()
+        return float(self._start.elapsed_time(self._end))

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench import devices
 from bench.api import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
@@ -215,9 +216,9 @@ class OrtModel(ModelHandle):
         self.path = path
         self.threads = threads
         options = session_options(threads)
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda"):
-            providers.insert(0, "CUDAExecutionProvider")
+        providers: list[str | tuple[str, dict[str, str]]] = ["CPUExecutionProvider"]
+        if devices.is_cuda(device):
+            providers.insert(0, ("CUDAExecutionProvider", devices.ort_cuda_options(device)))
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from bench import devices
 from bench.api import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
@@ -129,11 +130,16 @@ class OrtSeq2SeqModel(ModelHandle):
         self.folder = folder
         self.threads = threads
         options = session_options(threads)
-        provider = "CUDAExecutionProvider" if device.startswith("cuda") else "CPUExecutionProvider"
+        cuda = devices.is_cuda(device)
+        provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model = ORTModelForSeq2SeqLM.from_pretrained(
-                folder, session_options=options, provider=provider, use_io_binding=False
+                folder,
+                session_options=options,
+                provider=provider,
+                provider_options=devices.ort_cuda_options(device) if cuda else None,
+                use_io_binding=False,
             )
         if self.config is None:
             self.config = self.model.config

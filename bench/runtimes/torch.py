@@ -7,11 +7,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bench import devices
 from bench.api import Batch, ExecutedPrecision, ModelHandle
 from bench.attention import pattern
 
 if TYPE_CHECKING:
     import torch
+
+    from bench.measure.latency import DeviceTimer
 
 SaveFormat = Literal["safetensors", "torch"]
 
@@ -21,6 +24,7 @@ class TorchModel(ModelHandle):
     that safetensors cannot hold."""
 
     runtime = "pytorch"
+    stages_inputs = True
 
     def __init__(
         self, module: torch.nn.Module, tokenizer: Any, device: str, save_format: SaveFormat = "safetensors"
@@ -29,13 +33,28 @@ class TorchModel(ModelHandle):
         self.module = module
         self.save_format = save_format
 
+    def device_timer(self) -> DeviceTimer | None:
+        if not devices.is_cuda(self.device):
+            return None
+        from bench.measure.latency import CudaEventTimer
+
+        return CudaEventTimer()
+
+    def stage(self, batch: Batch) -> Batch:
+        return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in batch.items()}
+
     def forward(self, batch: Batch) -> Mapping[str, torch.Tensor]:
         import torch
 
-        inputs = {k: v.to(self.device) for k, v in batch.items()}
+        inputs = self.stage(batch)  # a no-op for staged inputs
         with torch.inference_mode():
             out = self.module(**inputs)
         return dict(out.items()) if hasattr(out, "items") else {"output": out}
+
+    def release(self) -> None:
+        """Free the weights' host and device memory (they become storage-less meta tensors): for a model
+        being replaced by a new one. The handle cannot run afterwards."""
+        self.module.to("meta")
 
     def rows_independent(self) -> bool:
         """False with dynamically quantized Linear layers (torch.ao, torchao wrappers, bitsandbytes int8),
@@ -52,10 +71,10 @@ class TorchModel(ModelHandle):
         return True
 
     def synchronize(self) -> None:
-        if self.device.startswith("cuda"):
+        if devices.is_cuda(self.device):
             import torch
 
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(self.device)
 
     def generate(
         self, batch: Batch, settings: Mapping[str, Any], on_token: Callable[[], None] | None = None
@@ -129,6 +148,38 @@ def linear_precision(module: Any) -> ExecutedPrecision:
         if kind is not None:
             counts[kind] += 1
     return ExecutedPrecision(ops=dict(counts), source="torch linear layers (kernel class and weight dtype)")
+
+
+def linear_layers(module: Any) -> dict[str, str]:
+    """Every linear layer by module name: its class and the dtype its weight holds, e.g. `Linear4bit nf4`,
+    `Linear8bitLt int8`, `Linear float16`."""
+    found: dict[str, str] = {}
+    for name, sub in module.named_modules():
+        if _linear_kind(sub) is None:
+            continue
+        weight = sub.weight
+        state = getattr(weight, "quant_state", None)
+        dtype = str(state.quant_type) if state is not None else str(weight.dtype).removeprefix("torch.")
+        found[name] = f"{type(sub).__name__} {dtype}"
+    return found
+
+
+def fp32_module_names(module: Any, dtype_name: str) -> list[str]:
+    """The names a model asks to keep in float32 when it runs in `dtype_name`: `_keep_in_fp32_modules`
+    in float16, `_keep_in_fp32_modules_strict` in float16 and bfloat16."""
+    keep = set(getattr(module, "_keep_in_fp32_modules_strict", None) or [])
+    if dtype_name == "float16":
+        keep |= set(getattr(module, "_keep_in_fp32_modules", None) or [])
+    return sorted(keep)
+
+
+def kept_in_fp32(module: Any, dtype_name: str) -> list[str]:
+    """The modules transformers keeps in float32 when loading the model in `dtype_name` (those whose name
+    has one of `fp32_module_names` as a whole component, as transformers matches them)."""
+    keep = set(fp32_module_names(module, dtype_name))
+    if not keep:
+        return []
+    return [name for name, _ in module.named_modules() if name and keep & set(name.split("."))]
 
 
 def eager(model: ModelHandle, who: str) -> TorchModel:

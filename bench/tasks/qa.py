@@ -14,6 +14,7 @@ from bench.api import Batch, EvalOutput, ModelHandle, PluginConfig, Task
 from bench.datadir import Source
 from bench.errors import DataNotFoundError
 from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
+from bench.numerics import require_finite
 from bench.runtimes.torch import TorchModel
 from bench.shape import Shape
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
@@ -250,6 +251,8 @@ class QATask(Task):
             width = min(full, -(-int(lengths[rows].max()) // 8) * 8)
             batch = {k: torch.from_numpy(np.ascontiguousarray(v[rows, :width])) for k, v in features.inputs.items()}
             out = model.forward(batch)
+            for head in ("start_logits", "end_logits"):
+                require_finite(out[head], f"{head} of the evaluated windows")
             start[rows, :width] = out["start_logits"].float().cpu().numpy()
             end[rows, :width] = out["end_logits"].float().cpu().numpy()
         return start, end

@@ -21,6 +21,7 @@ from bench.generation_metrics import bleu_chrf, length_metrics, rouge, rouge_per
 from bench.measure.generation import time_generation
 from bench.measure.latency import LatencyResult, LatencySettings
 from bench.metrics import MetricValue
+from bench.numerics import finite_scores_check
 from bench.runtimes.torch import TorchModel
 from bench.shape import Shape
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
@@ -183,7 +184,9 @@ class Seq2SeqTask(Task):
             sequences = model.generate(batch, fixed, on_token)
             return int(sequences.shape[1]) - 1
 
-        timing = time_generation(generate, pool, settings, n, shape, model.synchronize)
+        timing = time_generation(
+            generate, pool, settings, n, shape, model.synchronize, device_timer=model.device_timer()
+        )
         return timing.as_dict()
 
     def fills_inputs(self) -> bool:
@@ -198,7 +201,7 @@ class Seq2SeqTask(Task):
     ) -> EvalOutput:
         """Decode every input with the suite's decoding settings (longest inputs first, to pad little)."""
         tokenizer = model.tokenizer
-        kwargs = self.config.decoding.generation_kwargs()
+        kwargs = {**self.config.decoding.generation_kwargs(), "logits_processor": finite_scores_check()}
         order = sorted(range(len(features)), key=lambda i: -len(features.input_ids[i]))
         outputs: dict[int, tuple[str, int]] = {}
         for start in range(0, len(order), batch_size):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bench import devices
 from bench.config import CompressorConfig, SuiteConfig
 from bench.environment import Environment, capture
 from bench.errors import BenchError
@@ -79,7 +80,7 @@ class TrialRunner:
         self.limits = limits
         self.console = console
         self.force = force
-        self.here: Environment = capture()
+        self.here: Environment = capture(gpus=any(devices.is_cuda(d) for d in resolved.suite.devices))
         self.trials: list[Trial] = []
         self.stopped: str | None = None
         self.baseline = self._baseline()
