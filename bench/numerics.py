@@ -11,15 +11,35 @@ class NonFiniteOutput(RuntimeError):
     """A model produced NaN or inf logits."""
 
 
+def _array(values: Any) -> Any:
+    import numpy as np
+
+    return values.float().cpu().numpy() if hasattr(values, "cpu") else np.asarray(values)
+
+
 def require_finite(values: Any, what: str) -> None:
     """Raise NonFiniteOutput when the tensor or array `values` holds NaN or inf."""
     import numpy as np
 
-    array = values.float().cpu().numpy() if hasattr(values, "cpu") else np.asarray(values)
+    array = _array(values)
     bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
     if bad:
         raise NonFiniteOutput(
             f"{what} hold NaN or inf ({bad:,} of {np.size(array):,} values): the model overflows in this precision"
+        )
+
+
+def require_scores(values: Any, what: str) -> None:
+    """Raise NonFiniteOutput when decoding scores hold NaN or +inf, or a row is -inf throughout."""
+    import numpy as np
+
+    array = _array(values)
+    bad = int(np.count_nonzero(np.isnan(array) | np.isposinf(array)))
+    dead = int(np.count_nonzero(np.all(np.isneginf(array), axis=-1)))
+    if bad or dead:
+        raise NonFiniteOutput(
+            f"{what} hold NaN or +inf ({bad:,} values) or rows of -inf ({dead:,}): the model overflows in this "
+            "precision"
         )
 
 
@@ -28,10 +48,11 @@ def _finite_scores_class() -> Any:
     from transformers import LogitsProcessor
 
     class FiniteScores(LogitsProcessor):
-        """Checks each decoding step's raw logits (before any processor masks tokens with -inf)."""
+        """Checks each decoding step's scores. transformers runs its own processors first, and they mask
+        tokens with -inf: so -inf alone is allowed, but not NaN, +inf, or a row with every token at -inf."""
 
         def __call__(self, input_ids: Any, scores: Any) -> Any:
-            require_finite(scores, f"decoding step {input_ids.shape[-1]} logits")
+            require_scores(scores, f"decoding step {input_ids.shape[-1]} logits")
             return scores
 
     return FiniteScores

@@ -272,8 +272,13 @@ def test_nan_or_inf_logits_fail_the_run_with_a_count() -> None:
     with pytest.raises(NonFiniteOutput, match=r"start_logits hold NaN or inf \(2 of 3 values\)"):
         require_finite(torch.tensor([float("nan"), 1.0, float("inf")], dtype=torch.float16), "start_logits")
     check = finite_scores_check()
+    ids = torch.zeros(1, 3, dtype=torch.long)
+    masked = torch.tensor([[0.0, float("-inf")]])
+    assert check(ids, masked) is masked  # transformers' own processors mask tokens with -inf
     with pytest.raises(NonFiniteOutput, match="decoding step 3 logits"):
-        check(torch.zeros(1, 3, dtype=torch.long), torch.tensor([[0.0, float("nan")]]))
+        check(ids, torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(NonFiniteOutput, match=r"rows of -inf \(1\)"):
+        check(ids, torch.full((1, 2), float("-inf")))
 
 
 def test_qa_evaluation_of_an_overflowing_model_fails(tiny_run: Any) -> None:
