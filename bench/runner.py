@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -226,9 +227,9 @@ def baseline_keys(specs: list[RunSpec]) -> dict[str, str]:
     return {s.group: s.key for s in specs if s.is_baseline}
 
 
-def environment_for(specs: list[RunSpec]) -> Environment:
-    """This machine's environment, with its GPUs when a run is on CUDA (which imports torch)."""
-    return capture(gpus=any(devices.is_cuda(s.device) for s in specs))
+def environment_for(device_names: Iterable[str]) -> Environment:
+    """This machine's environment, with its GPUs when one of the devices is CUDA (which imports torch)."""
+    return capture(gpus=any(devices.is_cuda(d) for d in device_names))
 
 
 def reusable(folder: Path, spec: RunSpec, here: Environment, force: bool = False) -> RunRecord | None:

@@ -218,7 +218,7 @@ def test_a_cpu_suite_does_not_import_torch_to_check_its_records() -> None:
 
     code = (
         "import sys\nfrom bench.runner import environment_for\nfrom tests.test_records import make_spec\n"
-        "environment_for([make_spec()])\nprint('torch' in sys.modules)"
+        "environment_for([make_spec().device])\nprint('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[-1] == "False"

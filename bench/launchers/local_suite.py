@@ -31,7 +31,7 @@ class LocalLauncher(Launcher):
             if killed is not None:
                 console.print(f"  [yellow]resuming:[/yellow] the last run here ({for_console(killed)}) was killed")
             clean_work(folder, console)
-            here = environment_for(specs)
+            here = environment_for(s.device for s in specs)
             chosen = selected(specs, options.only)
             with RunBoard(len(chosen), console) as board:
                 for spec in chosen:

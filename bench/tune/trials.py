@@ -9,14 +9,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import devices
 from bench.config import CompressorConfig, SuiteConfig
-from bench.environment import Environment, capture
+from bench.environment import Environment
 from bench.errors import BenchError
 from bench.plan import BASELINE, RunSpec
 from bench.records import RunRecord, Status
 from bench.report.text import for_console
-from bench.runner import RunOptions, plan, reusable, run_one
+from bench.runner import RunOptions, environment_for, plan, reusable, run_one
 from bench.tune.goals import Budget, Objective
 from bench.validate import ResolvedSuite
 
@@ -80,7 +79,7 @@ class TrialRunner:
         self.limits = limits
         self.console = console
         self.force = force
-        self.here: Environment = capture(gpus=any(devices.is_cuda(d) for d in resolved.suite.devices))
+        self.here: Environment = environment_for(resolved.suite.devices)
         self.trials: list[Trial] = []
         self.stopped: str | None = None
         self.baseline = self._baseline()
