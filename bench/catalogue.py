@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from bench.measure.latency import LatencyResult
-from bench.records import RunRecord
+from bench.core.latency import LatencyResult
+from bench.core.records import RunRecord
 
 MB = 1024 * 1024
 

@@ -12,9 +12,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.api import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
-from bench.errors import PluginContractError
-from bench.measure.census import Census, take_census
+from bench.core.census import Census, take_census
+from bench.core.errors import PluginContractError
+from bench.core.plugin import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
 
 TRAIT_WORDS = {
     Trait.PYTORCH: "an eager PyTorch model",

@@ -11,16 +11,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bench import __version__
-from bench.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, BenchError, SuiteWarning
+from bench.core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BenchError,
+    SuiteWarning,
+)
 from bench.interrupts import Interrupted, say
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from bench.api import Compressor, Task
-    from bench.launchers.base import Launcher
-    from bench.registry import Registry
-    from bench.validate import ResolvedSuite
+    from bench.core.launcher import Launcher, ResolvedSuite
+    from bench.core.plugin import Compressor, Task
+    from bench.core.registry import Registry
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -177,7 +184,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _describe(path: Path, resolved: ResolvedSuite, runs: int) -> None:
     """What `bench validate` found for one suite."""
-    from bench.environment import default_threads
+    from bench.core.environment import default_threads
 
     suite = resolved.suite
     print(f"{path}: ok — suite '{suite.name}', {runs} runs")
@@ -193,7 +200,7 @@ def cmd_list(_: argparse.Namespace) -> int:
     clash."""
     from rich.table import Table
 
-    from bench.registry import COMPRESSORS, LAUNCHERS, TASKS, PluginError, clash_message
+    from bench.core.registry import COMPRESSORS, LAUNCHERS, TASKS, PluginError, clash_message
     from bench.report.text import for_console
 
     console = _console()
@@ -233,7 +240,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """`bench doctor`: what this machine can run and why not; with --gpu, the CUDA self-check."""
     from rich.table import Table
 
-    from bench import devices
+    from bench.core import devices
     from bench.doctor import findings
     from bench.report.text import for_console
 
@@ -287,7 +294,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.only or []) - labels)
     if unknown:
         raise BenchError(f"--only {unknown[0]}: no such compressor row in the suite; rows: {', '.join(sorted(labels))}")
-    from bench.registry import LAUNCHERS
+    from bench.core.registry import LAUNCHERS
 
     LAUNCHERS.entry(args.launcher)  # an unknown launcher is bad input, before anything starts
     for flag, value in (("--max-parallel", args.max_parallel), ("--gpu-runs-per-node", args.gpu_runs_per_node)):
@@ -322,7 +329,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`bench report RESULTS...`."""
     from datetime import datetime, timezone
 
-    from bench.records import load_records
+    from bench.core.records import load_records
     from bench.report import markdown
     from bench.report.provenance import provenance
     from bench.report.publish import parse_formats, publish
@@ -359,7 +366,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from bench.compare import compare, parse_threshold
-    from bench.records import LoadedRecords, load_records
+    from bench.core.records import LoadedRecords, load_records
     from bench.report.text import for_console
 
     thresholds = [parse_threshold(t) for t in args.fail_on or []]

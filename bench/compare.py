@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.catalogue import Metric, known_names, lookup
-from bench.errors import BenchError
-from bench.records import RunRecord, Status
+from bench.core.errors import BenchError
+from bench.core.records import RunRecord, Status
 from bench.report.bootstrap import Interval, accuracy_delta, statistic_change
 
 _THRESHOLD = re.compile(r"^(?P<metric>[A-Za-z0-9_.]+):(?P<limit>[+-]\d+(\.\d+)?)(?P<pct>%?)$")

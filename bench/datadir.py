@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import DataNotFoundError
+from bench.core.errors import DataNotFoundError
+from bench.core.sources import Source
 
 ENV_VAR = "BENCH_DATA_DIR"
 
@@ -47,27 +47,6 @@ CATALOG: dict[str, dict[str, str]] = {
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
-
-
-@dataclass(frozen=True)
-class Source:
-    """A resolved model or dataset: a local path, a hub id, or (models only) a shipped architecture that is
-    built here with random weights (`location` is then the architecture's name; see bench.random_models)."""
-
-    location: str
-    local: bool
-    architecture: bool = False
-
-    @classmethod
-    def built(cls, architecture: str) -> Source:
-        """The source of a shipped architecture built with random weights."""
-        return cls(architecture, local=True, architecture=True)
-
-    def describe(self) -> str:
-        """Human-readable origin."""
-        if self.architecture:
-            return f"architecture:{self.location}"
-        return self.location if self.local else f"hub:{self.location}"
 
 
 def hub_offline() -> bool:

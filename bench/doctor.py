@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, requires, version
 from typing import Literal
 
-from bench.environment import cpu_flags
+from bench.core.environment import cpu_flags
 
 Verdict = Literal["ok", "no", "warn", "info"]
 PINNED = (
@@ -71,7 +71,7 @@ def torch_findings() -> list[Finding]:
     """The torch build, CUDA, each GPU and its native half precisions."""
     import torch
 
-    from bench.devices import cuda_unavailable_reason
+    from bench.core.devices import cuda_unavailable_reason
 
     built = torch.version.cuda
     out = [Finding("torch build", "info", f"{torch.__version__}, " + (f"CUDA {built}" if built else "CPU-only"))]
@@ -164,9 +164,9 @@ def runtime_findings() -> list[Finding]:
 
 def runnable(device_kinds: tuple[str, ...] = ("cpu", "cuda")) -> list[Finding]:
     """Every installed compressor on each device: runnable here, or why not."""
-    from bench.devices import cuda_unavailable_reason
-    from bench.errors import ConfigError
-    from bench.registry import COMPRESSORS, PluginError
+    from bench.core.devices import cuda_unavailable_reason
+    from bench.core.errors import ConfigError
+    from bench.core.registry import COMPRESSORS, PluginError
 
     flags = cpu_flags()
     out = []

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bench.records import ErrorInfo
+from bench.core.records import ErrorInfo
 
 
 def plugin_files(plugins: Iterable[object]) -> frozenset[str]:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 LOCK_FILE = ".lock"
 

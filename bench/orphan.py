@@ -4,7 +4,7 @@ SIGTERM makes a worker kill its whole process group (itself and anything it star
 sends that SIGTERM when the parent dies (the parent-death signal); elsewhere a watchdog thread notices that
 the parent is gone and does the same. A worker stuck in native code that holds the GIL obeys neither: the
 launcher escalates to SIGKILL when it is alive, and the next `bench run` in the folder finds and stops what
-is left by its token (bench.launchers.local.reap).
+is left by its token (bench.launchers.watchdog.reap).
 """
 
 from __future__ import annotations

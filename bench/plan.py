@@ -8,63 +8,13 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from bench import __version__
-from bench.attention import Attention
-from bench.config import BASELINE, CompressorConfig, MeasurementConfig, ModelConfig, SuiteConfig, TaskConfig
-from bench.datadir import Source
-from bench.shape import Shape
+from bench.core.shape import Shape
+from bench.core.sources import Source
+from bench.core.spec import RunSpec
+from bench.core.suite import BASELINE, MeasurementConfig, SuiteConfig
 
 __all__ = ["BASELINE", "RunSpec", "expand", "results_folder"]
-
-
-class RunSpec(BaseModel):
-    """One run: a model, a compressor, a task, a device and an input shape."""
-
-    suite: str
-    model: ModelConfig
-    model_source: Source
-    """Resolved local folder, hub id, or shipped architecture."""
-    task: TaskConfig
-    dataset_source: Source
-    calibration_source: Source | None = None
-    tokenizer_corpus: list[str] = []
-    """Resolved text files and folders for the tokenizer of a random-weight architecture."""
-    compressor: CompressorConfig
-    device: str
-    shape: Shape
-    seed: int
-    quick: bool
-    measurement: MeasurementConfig
-    threads: int
-    plugins: dict[str, str] = {}
-    """The distribution and version of each plugin the run uses (e.g. 'int8-dynamic': 'bench 0.1.0')."""
-    bench_version: str = ""
-    group: str
-    """Key shared by the runs compared in one table: everything but the compressor."""
-    key: str
-    """Unique and stable for the same configuration; also the record's file stem."""
-
-    @property
-    def batch_size(self) -> int:
-        """Inputs per timed call."""
-        return self.shape.batch_size
-
-    @property
-    def sequence_length(self) -> int:
-        """Tokens per input."""
-        return self.shape.sequence_length
-
-    @property
-    def is_baseline(self) -> bool:
-        """Whether this run is the uncompressed reference of its group."""
-        return self.compressor.is_baseline
-
-    @property
-    def attention(self) -> Attention | None:
-        """The attention implementation requested for this run (None: transformers' default)."""
-        return self.compressor.attention or self.model.attention
 
 
 def _digest(payload: Any) -> str:

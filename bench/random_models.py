@@ -15,11 +15,11 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError, DataNotFoundError
+from bench.core.architectures import architecture_config
+from bench.core.errors import ConfigError, DataNotFoundError
 
 BUILDER_VERSION = 1
 MIN_TRAINED_VOCAB = 64
@@ -122,22 +122,6 @@ def recipe_for(model_type: str, vocab_size: int) -> TokenizerRecipe:
         )
     known = "marian, t5, bart, led, longformer, bigbird_pegasus, big_bird"
     raise ConfigError(f"no tokenizer recipe for model type '{model_type}' (known: {known})")
-
-
-def shipped_architectures() -> list[str]:
-    """Names of the architecture configs shipped with bench."""
-    folder = resources.files("bench") / "architectures"
-    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-def architecture_config(name: str) -> dict[str, Any]:
-    """A shipped architecture's config.json content (without its `_source` note)."""
-    path = resources.files("bench") / "architectures" / f"{name}.json"
-    if not path.is_file():
-        raise ConfigError(f"unknown architecture '{name}'; shipped: {', '.join(shipped_architectures())}")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    data.pop("_source", None)
-    return data
 
 
 def corpus_files(paths: Sequence[str]) -> list[Path]:

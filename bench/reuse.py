@@ -7,9 +7,9 @@ also needs the same libraries (present, same versions) and the same CUDA availab
 
 from __future__ import annotations
 
-from bench import devices
-from bench.environment import Environment
-from bench.records import RunRecord, Status
+from bench.core import devices
+from bench.core.environment import Environment
+from bench.core.records import RunRecord, Status
 
 
 def same_machine(record: RunRecord, here: Environment) -> bool:

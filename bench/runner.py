@@ -13,17 +13,13 @@ from pathlib import Path
 import psutil
 from rich.console import Console
 
-from bench import __version__, devices
-from bench.environment import Environment, capture, default_threads, machine_name
-from bench.failure import dumped_stack, registered_files
-from bench.interrupts import shielded
-from bench.launchers.base import Outcome, RunOptions
-from bench.launchers.board import DONE_STATUSES
-from bench.launchers.local import LaunchResult, Limits, launch, log_tail, reap
-from bench.plan import RunSpec, expand
-from bench.progress import Progress as WorkerProgress
-from bench.progress import read_progress
-from bench.records import (
+from bench import __version__
+from bench.core import devices
+from bench.core.environment import Environment, capture, default_threads, machine_name
+from bench.core.job import Job, read_progress
+from bench.core.job import Progress as WorkerProgress
+from bench.core.launcher import Outcome, ResolvedSuite, RunOptions
+from bench.core.records import (
     PREDICTIONS_SUFFIX,
     ErrorInfo,
     RecordError,
@@ -34,10 +30,14 @@ from bench.records import (
     save_record,
     supersede,
 )
-from bench.registry import COMPRESSORS, TASKS, PluginError
+from bench.core.registry import COMPRESSORS, TASKS, PluginError
+from bench.core.spec import RunSpec
+from bench.failure import dumped_stack, registered_files
+from bench.interrupts import shielded
+from bench.launchers.board import DONE_STATUSES
+from bench.launchers.watchdog import LaunchResult, Limits, launch, log_tail, reap
+from bench.plan import expand
 from bench.reuse import still_holds
-from bench.validate import ResolvedSuite
-from bench.worker import Job
 
 __all__ = ["DONE_STATUSES", "Outcome", "RunOptions"]
 DEFAULT_RAM_SHARE = 0.8
@@ -211,7 +211,7 @@ def clean_work(folder: Path, console: Console) -> None:
 
 def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) -> list[Outcome]:
     """Run (or reuse) every selected run of the suite with the launcher the options name."""
-    from bench.registry import LAUNCHERS
+    from bench.core.registry import LAUNCHERS
 
     launcher = LAUNCHERS.load(options.launcher)(options)
     return launcher.run(resolved, console)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.api import Batch, CompressContext, ModelHandle, Task
-from bench.datadir import Source
-from bench.measure.device_memory import CudaMemoryApi, DeviceMemoryTracker
-from bench.measure.latency import LatencySettings
-from bench.shape import Shape
+from bench.core.device_memory import CudaMemoryApi, DeviceMemoryTracker
+from bench.core.latency import LatencySettings
+from bench.core.plugin import Batch, CompressContext, ModelHandle, Task
+from bench.core.shape import Shape
+from bench.core.sources import Source
 
 Outcome = Literal["pass", "fail", "skip"]
 VARIANTS = ("fp32", "fp16", "bf16", "bnb-int8", "bnb-nf4")
@@ -95,7 +95,7 @@ def _no_data(*_: object) -> Any:
 
 def context(task: Task, source: Source, device: str, workdir: Path, batch: Batch) -> CompressContext:
     """A compressor's context for the self-check's model (no data splits: its compressors need none)."""
-    from bench.environment import cpu_flags
+    from bench.core.environment import cpu_flags
 
     return CompressContext(
         device=device,
@@ -127,8 +127,8 @@ def why_not(variant: str, device: str) -> str | None:
     """Why `variant` cannot run on `device` here, or None."""
     if variant == "fp32":
         return None
-    from bench.environment import cpu_flags
-    from bench.registry import COMPRESSORS
+    from bench.core.environment import cpu_flags
+    from bench.core.registry import COMPRESSORS
 
     return COMPRESSORS.load(variant).from_mapping({}).unsupported_reason(device, cpu_flags())
 
@@ -137,7 +137,7 @@ class SelfCheck:
     """Runs the variants one after another on one device, each loaded fresh and released after."""
 
     def __init__(self, device: str, memory: CudaMemoryApi, workdir: Path, timed: bool = True) -> None:
-        from bench.registry import TASKS
+        from bench.core.registry import TASKS
 
         self.device = device
         self.tracker = DeviceMemoryTracker(memory, device)
@@ -150,8 +150,8 @@ class SelfCheck:
 
     def load(self, variant: str) -> tuple[ModelHandle, list[Check]]:
         """The model as `variant`, with the compressor's verification as a check."""
-        from bench.measure.census import take_census
-        from bench.registry import COMPRESSORS
+        from bench.core.census import take_census
+        from bench.core.registry import COMPRESSORS
 
         model = self.task.load_model(self.source, self.device)
         if variant == "fp32":
@@ -165,8 +165,8 @@ class SelfCheck:
 
     def run(self, variant: str) -> Variant:
         """Load, compare with fp32, time and weigh one variant."""
-        from bench.measure.census import take_census
-        from bench.numerics import NonFiniteOutput, require_finite
+        from bench.core.census import take_census
+        from bench.core.numerics import NonFiniteOutput, require_finite
 
         found = Variant()
         with self.tracker.phase(f"{variant}:load"):
@@ -248,14 +248,14 @@ def run_self_check(
     device: str = "cuda", memory: Callable[[str], CudaMemoryApi] | None = None, timed: bool = True
 ) -> list[Check]:
     """Every check, in order; the first line says why nothing ran when `device` cannot run here."""
-    from bench.devices import cuda_unavailable_reason, is_cuda
+    from bench.core.devices import cuda_unavailable_reason, is_cuda
 
     if is_cuda(device):
         reason = cuda_unavailable_reason(device)
         if reason is not None:
             return [Check("GPU", "fail", f"the self-check needs a GPU: {reason}")]
     if memory is None:
-        from bench.measure.device_memory import TorchCudaMemory
+        from bench.core.device_memory import TorchCudaMemory
 
         memory = TorchCudaMemory
     checks: list[Check] = []

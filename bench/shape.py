@@ -1,17 +1,7 @@
-"""The input shape of a run: batch size and sequence length, shared by the plan, the context and results."""
+"""Deprecated import path: `bench.shape` moved to `bench.core.shape`;
+this module re-exports it and warns (see docs/plugins.md). It will be removed in bench 0.3."""
 
-from __future__ import annotations
+from bench._moved import warn_moved
+from bench.core.shape import *  # noqa: F403
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
-
-
-class Shape(BaseModel):
-    """Inputs per call and tokens per input."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    batch_size: PositiveInt
-    sequence_length: PositiveInt
-
-    def __str__(self) -> str:
-        return f"bs{self.batch_size} seq{self.sequence_length}"
+warn_moved(__name__, "bench.core.shape")

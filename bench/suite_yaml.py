@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 
 SUITE_MAX_BYTES = 256 * 1024
 YAML_MAX_NODES = 10_000

@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from bench.api import Task
 from bench.chain import Step, chain_problem
-from bench.config import SuiteConfig
-from bench.datadir import Source, resolve_data_dir, resolve_dataset, resolve_model, resolve_path
-from bench.errors import ConfigError, DataNotFoundError, SuiteWarning
-from bench.registry import COMPRESSORS, TASKS, PluginError
-
-
-@dataclass(frozen=True)
-class ResolvedSuite:
-    """A suite whose plugins exist and whose model and data were found."""
-
-    suite: SuiteConfig
-    path: Path
-    data_dir: Path | None
-    model: Source
-    dataset: Source
-    calibration: Source | None
-    tokenizer_corpus: list[str]
-    """Resolved text files and folders that train the tokenizer of a random-weight architecture."""
-    plugins: dict[str, str]
-    """Each plugin the suite uses -> the distribution and version that provides it."""
+from bench.core.errors import ConfigError, DataNotFoundError, SuiteWarning
+from bench.core.launcher import ResolvedSuite
+from bench.core.plugin import Task
+from bench.core.registry import COMPRESSORS, TASKS, PluginError
+from bench.core.sources import Source
+from bench.core.suite import SuiteConfig
+from bench.datadir import resolve_data_dir, resolve_dataset, resolve_model, resolve_path
 
 
 def check_plugins(suite: SuiteConfig) -> tuple[Task, list[list[Step]]]:
@@ -147,7 +132,7 @@ WEIGHT_FILES = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin
 def check_model(suite: SuiteConfig, model: Source) -> None:
     """A local model folder holds a config and weights; the suite's sequence lengths fit the model."""
     if model.architecture:
-        from bench.random_models import architecture_config
+        from bench.core.architectures import architecture_config
 
         config: dict[str, object] = {**architecture_config(model.location), **suite.model.overrides}
     elif model.local:

@@ -22,10 +22,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from bench import __version__, attention, devices
-from bench.api import (
+from bench import __version__
+from bench.chain import Step, apply_chain
+from bench.core import attention, devices
+from bench.core.census import Census, take_census
+from bench.core.compilation import RecompileWatch
+from bench.core.device_memory import DeviceMemoryTracker, TorchCudaMemory
+from bench.core.environment import Environment, capture, cpu_flags, machine_name
+from bench.core.errors import CompressionNotApplied, DataNotFoundError, UnsupportedHere
+from bench.core.job import PARENT_VARIABLE, Job, Progress, write_progress
+from bench.core.latency import LatencyResult
+from bench.core.plugin import (
     Batch,
     CalibrationData,
     CompressContext,
@@ -34,23 +41,7 @@ from bench.api import (
     Task,
     Verification,
 )
-from bench.chain import Step, apply_chain
-from bench.compilation import RecompileWatch
-from bench.datadir import Source
-from bench.environment import Environment, capture, cpu_flags, machine_name
-from bench.errors import CompressionNotApplied, DataNotFoundError, UnsupportedHere
-from bench.failure import error_info, plugin_files
-from bench.launchers.local import PARENT_VARIABLE
-from bench.measure.census import Census, take_census
-from bench.measure.contention import BUSY_THRESHOLD, CpuContention
-from bench.measure.device_memory import DeviceMemoryTracker, TorchCudaMemory
-from bench.measure.latency import LatencyResult
-from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
-from bench.measure.size import measure_saved
-from bench.orphan import die_with_parent
-from bench.plan import RunSpec
-from bench.progress import Progress, write_progress
-from bench.records import (
+from bench.core.records import (
     PREDICTIONS_SUFFIX,
     Accuracy,
     Agreement,
@@ -66,19 +57,16 @@ from bench.records import (
     save_record,
     write_predictions,
 )
-from bench.registry import COMPRESSORS, TASKS
+from bench.core.registry import COMPRESSORS, TASKS
+from bench.core.size import measure_saved
+from bench.core.sources import Source
+from bench.core.spec import RunSpec
+from bench.failure import error_info, plugin_files
+from bench.measure.contention import BUSY_THRESHOLD, CpuContention
+from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
+from bench.orphan import die_with_parent
 
 LATENCY_INPUT_POOL = 32
-
-
-class Job(BaseModel):
-    """What the launcher hands the worker."""
-
-    spec: RunSpec
-    folder: str
-    baseline_predictions: str | None = None
-    log_path: str | None = None
-    """Where the launcher captures this process's output (named in error records)."""
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.api import CompressContext, Compressor, ModelHandle, Trait, Verification
-from bench.measure.census import Census
+from bench.core.census import Census
+from bench.core.plugin import CompressContext, Compressor, ModelHandle, Trait, Verification
 
 
 class Baseline(Compressor):

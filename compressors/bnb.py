@@ -6,9 +6,9 @@ import importlib.util
 from collections import Counter
 from typing import Any, Literal
 
-from bench import devices
-from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
-from bench.measure.census import Census, take_census
+from bench.core import devices
+from bench.core.census import Census, take_census
+from bench.core.plugin import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.runtimes.torch import TorchModel, eager, fp32_module_names, linear_layers
 
 

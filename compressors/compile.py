@@ -14,7 +14,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from bench.api import (
+from bench.core.census import Census
+from bench.core.compilation import fx_cache_hits, graphs_compiled
+from bench.core.plugin import (
     Batch,
     Choice,
     Compilation,
@@ -25,8 +27,6 @@ from bench.api import (
     Trait,
     Verification,
 )
-from bench.compilation import fx_cache_hits, graphs_compiled
-from bench.measure.census import Census
 from bench.runtimes.torch import TorchModel, eager
 
 WARMUP_TOKENS = 2

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
-from bench.api import CompressContext, Compressor, IntRange, ModelHandle, PluginConfig, Trait, Verification
-from bench.errors import UnsupportedHere
-from bench.measure.census import Census, take_census
+from bench.core.census import Census, take_census
+from bench.core.errors import UnsupportedHere
+from bench.core.plugin import CompressContext, Compressor, IntRange, ModelHandle, PluginConfig, Trait, Verification
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
 from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student

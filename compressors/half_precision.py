@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from bench import devices
-from bench.api import CompressContext, Compressor, ModelHandle, Verification
-from bench.measure.census import Census, take_census
+from bench.core import devices
+from bench.core.census import Census, take_census
+from bench.core.plugin import CompressContext, Compressor, ModelHandle, Verification
 from bench.runtimes.torch import TorchModel, eager, fp32_module_names, kept_in_fp32
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.api import CompressContext
+from bench.core.plugin import CompressContext
 
 INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import model_validator
 
-from bench.api import Choice, CompressContext, ModelHandle, PluginConfig, Trait, Verification
-from bench.measure.census import Census, is_wrapper_tensor, take_census
+from bench.core.census import Census, is_wrapper_tensor, take_census
+from bench.core.plugin import Choice, CompressContext, ModelHandle, PluginConfig, Trait, Verification
 from bench.runtimes.torch import TorchModel, eager
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from bench.api import Batch, Choice, CompressContext, ModelHandle, PluginConfig, Verification
-from bench.measure.census import Census
+from bench.core.census import Census
+from bench.core.plugin import Batch, Choice, CompressContext, ModelHandle, PluginConfig, Verification
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (
     ToOnnxRuntime,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.api import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
-from bench.errors import UnsupportedHere
+from bench.core.errors import UnsupportedHere
+from bench.core.plugin import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
 from bench.runtimes.torch import eager
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def ort_session(path: Path, model: ModelHandle, ctx: CompressContext) -> OrtMode
 
 def verify_int8_graph(after: ModelHandle, what: str) -> Verification:
     """Pass when the ONNX graph has int8 operators and int8 weights; fail when it stayed float."""
-    from bench.measure.census import take_census
+    from bench.core.census import take_census
     from bench.runtimes.onnx import int8_operators
 
     ops = after.operators()

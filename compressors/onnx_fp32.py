@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.api import CompressContext, ModelHandle, PluginConfig, Verification
-from bench.measure.census import Census
+from bench.core.census import Census
+from bench.core.plugin import CompressContext, ModelHandle, PluginConfig, Verification
 from compressors.onnx_export import ToOnnxRuntime, export_for_ort, export_seq2seq_for_ort, ort_session, seq2seq_session
 
 

@@ -14,9 +14,18 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from bench.api import LOADED_TRAITS, Choice, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
-from bench.errors import UnsupportedHere
-from bench.measure.census import Census
+from bench.core.census import Census
+from bench.core.errors import UnsupportedHere
+from bench.core.plugin import (
+    LOADED_TRAITS,
+    Choice,
+    CompressContext,
+    Compressor,
+    ModelHandle,
+    PluginConfig,
+    Trait,
+    Verification,
+)
 from bench.runtimes.torch import TorchModel, eager
 from compressors.patterns import Pattern
 

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bench.api import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
-from bench.measure.census import Census, take_census
+from bench.core.census import Census, take_census
+from bench.core.plugin import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
 from bench.runtimes.torch import TorchModel, eager
 from compressors.patterns import Pattern, matches_any
 

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
-from bench.api import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
-from bench.errors import UnsupportedHere
-from bench.measure.census import Census, take_census
+from bench.core.census import Census, take_census
+from bench.core.errors import UnsupportedHere
+from bench.core.plugin import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
 from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student

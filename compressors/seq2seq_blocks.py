@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.errors import UnsupportedHere
+from bench.core.errors import UnsupportedHere
 
 
 @dataclass

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.api import CompressContext
-from bench.datadir import Source
+from bench.core.plugin import CompressContext
+from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel
 
 MARKER = "training.json"

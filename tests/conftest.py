@@ -280,7 +280,7 @@ class TinyRun:
 
         resolved = resolve(load_suite(suite_path), suite_path)
         self.spec = plan(resolved, RunOptions(results_dir=workdir))[0]
-        from bench.registry import TASKS
+        from bench.core.registry import TASKS
 
         self.task = TASKS.load("qa").from_mapping(self.spec.task.config)
         self.source = self.spec.model_source

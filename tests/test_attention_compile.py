@@ -7,14 +7,14 @@ import pytest
 import torch
 import yaml
 
-from bench.api import Compilation
-from bench.attention import executed, unsupported_by_model, unsupported_here
-from bench.compilation import RecompileWatch
 from bench.config import load_suite
-from bench.measure.latency import LatencySettings, measure_latency
-from bench.records import Status, load_record
+from bench.core.attention import executed, unsupported_by_model, unsupported_here
+from bench.core.compilation import RecompileWatch
+from bench.core.latency import LatencySettings, measure_latency
+from bench.core.plugin import Compilation
+from bench.core.records import Status, load_record
+from bench.core.shape import Shape
 from bench.runner import RunOptions, plan
-from bench.shape import Shape
 from bench.validate import resolve
 
 from .conftest import TinyRun
@@ -113,8 +113,8 @@ def test_recompilation_while_timed_is_counted(tiny_run: TinyRun) -> None:
 
 
 def test_a_model_that_compiled_nothing_fails_verification(tiny_run: TinyRun) -> None:
-    from bench.measure.census import take_census
-    from bench.registry import COMPRESSORS
+    from bench.core.census import take_census
+    from bench.core.registry import COMPRESSORS
 
     model = tiny_run.model()
     compressor = COMPRESSORS.load("compile").from_mapping({})
@@ -124,7 +124,7 @@ def test_a_model_that_compiled_nothing_fails_verification(tiny_run: TinyRun) -> 
 
 
 def test_compile_is_the_last_step_of_a_chain(tiny_suite: Path) -> None:
-    from bench.errors import ConfigError
+    from bench.core.errors import ConfigError
 
     rows = [{"name": "baseline"}, {"chain": [{"name": "compile"}, {"name": "int8-dynamic"}]}]
     with pytest.raises(ConfigError, match="compile"):

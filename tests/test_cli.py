@@ -77,7 +77,7 @@ def test_report_of_nothing_is_bad_input(tmp_path: Path) -> None:
 
 
 def test_report_does_not_import_torch(tmp_path: Path) -> None:
-    from bench.records import save_record
+    from bench.core.records import save_record
 
     from .test_records import make_record
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.compare import Threshold, parse_threshold
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from tests.golden.regenerate import GOLDEN
 
 from .test_cli import bench

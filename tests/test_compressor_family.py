@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 import torch
 
-from bench.measure.census import take_census
-from bench.registry import COMPRESSORS
+from bench.core.census import take_census
+from bench.core.registry import COMPRESSORS
 from bench.runtimes.torch import TorchModel
 
 from .conftest import TinyRun
@@ -190,7 +190,7 @@ def test_distill_cache_key_follows_teacher_content_and_training_data(tiny_run: T
     import dataclasses
     import shutil
 
-    from bench.datadir import Source
+    from bench.core.sources import Source
 
     distill = COMPRESSORS.load("distill").from_mapping({"num_layers": 1})
     ctx = tiny_run.context()

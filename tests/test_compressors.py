@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 import torch
 
-from bench.datadir import Source
-from bench.measure.census import take_census
-from bench.registry import COMPRESSORS
+from bench.core.census import take_census
+from bench.core.registry import COMPRESSORS
+from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel
 from bench.tasks.qa import QATask
 

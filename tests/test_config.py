@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import load_suite, load_suites
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
 from bench.validate import check_plugins
 
 from .conftest import REPO

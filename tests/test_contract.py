@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.api import Batch, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.chain import Step, apply_chain, chain_problem
-from bench.config import TaskConfig
-from bench.errors import PluginContractError, SuiteWarning
+from bench.core.census import Census, take_census
+from bench.core.errors import PluginContractError, SuiteWarning
+from bench.core.plugin import Batch, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.records import SCHEMA_VERSION, RunRecord, migrate
+from bench.core.registry import COMPRESSORS, PluginEntry, PluginError, Registry
+from bench.core.suite import TaskConfig
 from bench.failure import error_info, plugin_files
-from bench.measure.census import Census, take_census
-from bench.records import SCHEMA_VERSION, RunRecord, migrate
-from bench.registry import COMPRESSORS, PluginEntry, PluginError, Registry
 
 GOLDEN_RECORDS = Path(__file__).parent / "golden" / "records"
 
@@ -92,8 +92,8 @@ def context(tmp_path: Path) -> CompressContext:
     def unused(*args: object, **kwargs: object) -> Any:
         raise AssertionError("not used")
 
-    from bench.datadir import Source
-    from bench.shape import Shape
+    from bench.core.shape import Shape
+    from bench.core.sources import Source
 
     return CompressContext(
         device="cpu",
@@ -198,7 +198,7 @@ def test_loading_checks_the_class_and_its_name() -> None:
     registry = registry_with(
         {
             "renamed": [entry("renamed", "compressors.baseline:Baseline")],
-            "not-a-compressor": [entry("not-a-compressor", "bench.api:PluginConfig")],
+            "not-a-compressor": [entry("not-a-compressor", "bench.core.plugin:PluginConfig")],
         }
     )
     with pytest.raises(PluginError, match=r"declares name = 'baseline'.*must be the same"):

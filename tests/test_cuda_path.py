@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import torch
 
-from bench import devices
-from bench.environment import Environment, GpuInfo, capture
-from bench.measure.census import state_dict_tensors, take_census
-from bench.measure.device_memory import DeviceMemoryTracker
-from bench.measure.latency import LatencySettings, time_calls, with_device_samples
-from bench.numerics import NonFiniteOutput, finite_scores_check, require_finite
-from bench.records import ErrorInfo, RunRecord, Status
+from bench.core import devices
+from bench.core.census import state_dict_tensors, take_census
+from bench.core.device_memory import DeviceMemoryTracker
+from bench.core.environment import Environment, GpuInfo, capture
+from bench.core.latency import LatencySettings, time_calls, with_device_samples
+from bench.core.numerics import NonFiniteOutput, finite_scores_check, require_finite
+from bench.core.records import ErrorInfo, RunRecord, Status
 from bench.reuse import still_holds
 
 from .test_records import make_record
@@ -155,8 +155,8 @@ def test_the_record_keeps_every_phase_and_the_highest_peak(monkeypatch: pytest.M
 
 def test_gpu_memory_shows_in_tables_only_for_cuda_runs() -> None:
     from bench.catalogue import BY_NAME
-    from bench.measure.device_memory import DeviceMemory, DevicePhase
-    from bench.records import Memory
+    from bench.core.device_memory import DeviceMemory, DevicePhase
+    from bench.core.records import Memory
 
     cpu = make_record()
     gpu = make_record(
@@ -296,7 +296,7 @@ def test_qa_evaluation_of_an_overflowing_model_fails(tiny_run: Any) -> None:
 def test_t5_keeps_its_float32_modules_under_fp16() -> None:
     from transformers import T5Config, T5ForConditionalGeneration
 
-    from bench.registry import COMPRESSORS
+    from bench.core.registry import COMPRESSORS
     from bench.runtimes.torch import TorchModel
 
     module = T5ForConditionalGeneration(T5Config(d_model=16, d_ff=24, d_kv=4, num_layers=1, num_heads=2, vocab_size=64))
@@ -372,7 +372,7 @@ def test_the_torch_runtime_stages_inputs_on_its_device() -> None:
 
 
 def test_bf16_asks_for_native_support_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.registry import COMPRESSORS
+    from bench.core.registry import COMPRESSORS
 
     asked: list[dict[str, object]] = []
 
@@ -389,7 +389,7 @@ def test_bf16_asks_for_native_support_only(monkeypatch: pytest.MonkeyPatch) -> N
 def test_bitsandbytes_without_its_libraries_is_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
 
-    from bench.registry import COMPRESSORS
+    from bench.core.registry import COMPRESSORS
 
     bnb = COMPRESSORS.load("bnb-nf4").from_mapping({})
     assert "CUDA only" in str(bnb.unsupported_reason("cpu", frozenset()))
@@ -401,7 +401,8 @@ def test_bitsandbytes_without_its_libraries_is_a_skip(monkeypatch: pytest.Monkey
 
 
 def test_a_cuda_run_here_is_skipped_with_the_build_reason_and_a_full_environment(tiny_run: Any, tmp_path: Path) -> None:
-    from bench.worker import Job, execute
+    from bench.core.job import Job
+    from bench.worker import execute
 
     spec = tiny_run.spec.model_copy(update={"device": "cuda"})
     record = execute(Job(spec=spec, folder=str(tmp_path)))

@@ -4,7 +4,7 @@ import pytest
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
-from bench.generation_metrics import (
+from bench.tasks.generation_metrics import (
     ROUGE_TYPES,
     bleu_chrf,
     length_metrics,

@@ -4,9 +4,9 @@ from collections.abc import Callable
 
 import pytest
 
-from bench.measure.generation import WrongOutputLength, time_generation
-from bench.measure.latency import LatencySettings
-from bench.shape import Shape
+from bench.core.generation_timing import WrongOutputLength, time_generation
+from bench.core.latency import LatencySettings
+from bench.core.shape import Shape
 
 SETTINGS = LatencySettings(warmup=2, min_iterations=5, min_duration_s=0.0, max_iterations=5, max_duration_s=60.0)
 

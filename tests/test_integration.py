@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import Status, load_record, read_predictions
+from bench.core.records import Status, load_record, read_predictions
 
 from .conftest import write_suite
 from .test_cli import bench

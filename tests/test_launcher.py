@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.core.records import Status, atomic_write_text
 from bench.failure import dumped_stack
 from bench.folder_lock import FolderBusy, folder_lock
 from bench.interrupts import Interrupted, interruptible, shielded
-from bench.launchers.local import LaunchResult, Limits, LogPump, launch, log_tail
-from bench.records import Status, atomic_write_text
+from bench.launchers.watchdog import LaunchResult, Limits, LogPump, launch, log_tail
 from bench.runner import _failure
 
 from .conftest import write_suite

@@ -15,14 +15,14 @@ import pytest
 from rich.console import Console
 
 from bench.config import load_suite
-from bench.environment import capture
-from bench.errors import BenchError
-from bench.launchers.base import Launcher, RunOptions
+from bench.core.environment import capture
+from bench.core.errors import BenchError
+from bench.core.launcher import Launcher, ResolvedSuite, RunOptions
+from bench.core.registry import LAUNCHERS
 from bench.launchers.local_suite import LocalLauncher
 from bench.launchers.ray_node import NodeFacts
 from bench.launchers.ray_suite import SLOT, cluster_threads, local_cluster_file, local_paths, preflight
-from bench.registry import LAUNCHERS
-from bench.validate import ResolvedSuite, resolve
+from bench.validate import resolve
 
 from .conftest import REPO, write_suite
 

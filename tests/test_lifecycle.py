@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.launchers.local import PARENT_VARIABLE
-from bench.records import RunRecord, Status, load_records
+from bench.core.job import PARENT_VARIABLE
+from bench.core.records import RunRecord, Status, load_records
 from bench.report.provenance import provenance
 
 from .conftest import REPO, install_plugin, write_suite

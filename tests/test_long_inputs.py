@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.datadir import Source
-from bench.records import Execution, LoadedRecords, load_record
-from bench.registry import TASKS
+from bench.core.records import Execution, LoadedRecords, load_record
+from bench.core.registry import TASKS
+from bench.core.sources import Source
 from bench.report.publish import publish
 from bench.report.scaling import growth_exponent, scaling_series
 from bench.report.table import build_tables
@@ -145,8 +145,8 @@ def test_the_report_fits_each_series_and_draws_it(tmp_path: Path) -> None:
 
 
 def test_relative_positions_have_no_length_limit_but_absolute_ones_do() -> None:
-    from bench.config import SuiteConfig
-    from bench.errors import ConfigError
+    from bench.core.errors import ConfigError
+    from bench.core.suite import SuiteConfig
     from bench.validate import check_model
 
     def suite(architecture: str) -> SuiteConfig:

@@ -3,10 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.measure.latency import LatencySettings, measure_latency, time_calls
+from bench.core.latency import LatencySettings, measure_latency, time_calls
+from bench.core.shape import Shape
+from bench.core.size import deflated_size, measure_saved
 from bench.measure.memory import RssSampler, max_rss_bytes
-from bench.measure.size import deflated_size, measure_saved
-from bench.shape import Shape
 
 
 class FakeClock:

@@ -1,6 +1,6 @@
 import pytest
 
-from bench.metrics import exact_match, normalize_answer, squad_scores, token_f1
+from bench.core.metrics import exact_match, normalize_answer, squad_scores, token_f1
 from bench.tasks.qa import qa_agreement
 
 

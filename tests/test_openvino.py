@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.api import ExecutedPrecision
-from bench.environment import cpu_flags
-from bench.measure.census import take_census
-from bench.registry import COMPRESSORS
+from bench.core.census import take_census
+from bench.core.environment import cpu_flags
+from bench.core.plugin import ExecutedPrecision
+from bench.core.registry import COMPRESSORS
 from bench.worker import precision_problem
 
 from .conftest import TinyRun

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from bench.config import load_suite
-from bench.datadir import Source
+from bench.core.sources import Source
 from bench.plan import expand
 
 from .conftest import write_suite

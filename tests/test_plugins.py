@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import Status, load_record
+from bench.core.records import Status, load_record
 
 from .conftest import REPO, install_plugin, write_suite
 

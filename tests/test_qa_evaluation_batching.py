@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bench.api import Batch, ModelHandle
-from bench.datadir import Source
+from bench.core.plugin import Batch, ModelHandle
+from bench.core.shape import Shape
+from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel
-from bench.shape import Shape
 from bench.tasks.qa import QATask
 
 SHAPE_128 = Shape(batch_size=1, sequence_length=128)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from bench.api import Batch, ModelHandle
-from bench.datadir import Source
+from bench.core.plugin import Batch, ModelHandle
+from bench.core.sources import Source
 from bench.tasks.qa import QAFeatures, QATask
 
 

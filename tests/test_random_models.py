@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import ConfigError
-from bench.random_models import architecture_config, materialize, shipped_architectures
+from bench.core.architectures import architecture_config, shipped_architectures
+from bench.core.errors import ConfigError
+from bench.random_models import materialize
 
 from .conftest import TINY_MARIAN, TINY_T5
 

@@ -3,12 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import CompressorConfig, MeasurementConfig, ModelConfig, TaskConfig
-from bench.datadir import Source
-from bench.measure.latency import LatencySettings, measure_latency
-from bench.metrics import MetricValue
-from bench.plan import RunSpec
-from bench.records import (
+from bench.core.latency import LatencySettings, measure_latency
+from bench.core.metrics import MetricValue
+from bench.core.records import (
     SCHEMA_VERSION,
     Accuracy,
     RecordError,
@@ -17,7 +14,10 @@ from bench.records import (
     load_record,
     save_record,
 )
-from bench.shape import Shape
+from bench.core.shape import Shape
+from bench.core.sources import Source
+from bench.core.spec import RunSpec
+from bench.core.suite import CompressorConfig, MeasurementConfig, ModelConfig, TaskConfig
 
 
 def make_spec(compressor: str = "baseline", key: str = "k1") -> RunSpec:
@@ -93,7 +93,7 @@ def test_garbage_is_a_record_error(tmp_path: Path) -> None:
 
 
 def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench import records
+    from bench.core import records
 
     path = save_record(make_record(), tmp_path)
     data = json.loads(path.read_text())
@@ -110,7 +110,7 @@ def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_supersede_keeps_the_old_record_out_of_sight(tmp_path: Path) -> None:
-    from bench.records import iter_record_files, supersede, write_predictions
+    from bench.core.records import iter_record_files, supersede, write_predictions
 
     save_record(make_record(), tmp_path)
     write_predictions(tmp_path / "k1.predictions.jsonl", [{"id": "a", "prediction": "x"}])
@@ -123,7 +123,7 @@ def test_supersede_keeps_the_old_record_out_of_sight(tmp_path: Path) -> None:
 
 
 def test_records_from_other_hardware_are_not_reused() -> None:
-    from bench.environment import capture
+    from bench.core.environment import capture
     from bench.reuse import same_machine
 
     here = capture()

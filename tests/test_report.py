@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.records import load_records
+from bench.core.records import load_records
 from bench.report.bootstrap import accuracy_delta, median_change, paired_mean_delta
 from bench.report.plots import pareto_front
 from bench.report.publish import publish

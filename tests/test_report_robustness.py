@@ -5,7 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
-from bench.records import load_records
+from bench.core.records import load_records
 from bench.report.publish import MARKER, publish
 from tests.golden.regenerate import GOLDEN
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench.records import load_records
+from bench.core.records import load_records
 from bench.report.publish import publish
 from tests.golden.regenerate import GOLDEN
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import DataNotFoundError
+from bench.core.errors import DataNotFoundError
 from bench.tasks.seq2seq_data import load_parallel, load_summaries, reference_file
 
 

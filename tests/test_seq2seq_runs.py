@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.environment import cpu_flags
-from bench.records import RunRecord, Status
+from bench.core.environment import cpu_flags
+from bench.core.records import RunRecord, Status
 
 from .conftest import TINY_MARIAN, TINY_T5
 from .test_cli import bench

@@ -6,11 +6,12 @@ from typing import Any
 import pytest
 import torch
 
-from bench.datadir import Source
-from bench.measure.latency import LatencySettings
-from bench.random_models import architecture_config, materialize
-from bench.registry import TASKS
-from bench.shape import Shape
+from bench.core.architectures import architecture_config
+from bench.core.latency import LatencySettings
+from bench.core.registry import TASKS
+from bench.core.shape import Shape
+from bench.core.sources import Source
+from bench.random_models import materialize
 
 SETTINGS = LatencySettings(warmup=1, min_iterations=3, min_duration_s=0.0, max_iterations=3, max_duration_s=60.0)
 SEQ2SEQ_SMALL = {

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.measure.stats import percentile, summarize
+from bench.core.stats import percentile, summarize
 
 
 def test_summary_of_hand_made_samples() -> None:

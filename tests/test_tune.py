@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.api import Choice, FloatRange, IntRange
-from bench.config import CompressorConfig, TaskConfig, load_suite
-from bench.errors import BenchError, ConfigError
+from bench.config import load_suite
+from bench.core.errors import BenchError, ConfigError
+from bench.core.plugin import Choice, FloatRange, IntRange
+from bench.core.suite import CompressorConfig, TaskConfig
 from bench.tune import optuna_search
 from bench.tune.goals import parse_budget, parse_objective
 from bench.tune.layers import linear_layers, module_pattern, units

@@ -1,62 +1,7 @@
-"""The launcher contract: a plugin that executes a suite's planned runs somewhere and stores every outcome.
+"""Deprecated import path: `bench.launchers.base` moved to `bench.core.launcher`;
+this module re-exports it and warns (see docs/plugins.md). It will be removed in bench 0.3."""
 
-A launcher gets the resolved suite and the command's options and returns one Outcome per selected run. The
-pieces every launcher needs (planning, --only, reuse of stored records, the progress board, running one
-worker) live in bench.runner and bench.launchers.board; what a launcher decides is where each run executes
-and in which order. Launchers register in the entry-point group `bench.launchers`, as compressors do.
-"""
+from bench._moved import warn_moved
+from bench.core.launcher import *  # noqa: F403
 
-from __future__ import annotations
-
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
-
-from rich.console import Console
-
-if TYPE_CHECKING:
-    from bench.records import RunRecord
-    from bench.validate import ResolvedSuite
-
-
-@dataclass
-class RunOptions:
-    """Command-line choices of `bench run`."""
-
-    results_dir: Path
-    limit: int | None = None
-    quick: bool = False
-    force: bool = False
-    only: list[str] | None = None
-    """Compressor rows (display names) to run; None runs them all."""
-    launcher: str = "local"
-    address: str | None = None
-    """Where the launcher's cluster is (ray: auto, host:port or ray://host:10001); None: the launcher's default."""
-    max_parallel: int | None = None
-    """At most this many runs in flight at once; None: as many as the cluster has slots for."""
-    gpu_runs_per_node: int = 1
-    """How many CUDA runs may share one node (each still holds one GPU of its own)."""
-
-
-@dataclass
-class Outcome:
-    """A run's record, and whether it was measured now or found stored."""
-
-    record: RunRecord
-    reused: bool
-
-
-class Launcher(ABC):
-    """Executes a suite's runs and stores a record for each; subclasses name themselves in `name`."""
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
-
-    def __init__(self, options: RunOptions) -> None:
-        self.options = options
-
-    @abstractmethod
-    def run(self, resolved: ResolvedSuite, console: Console) -> list[Outcome]:
-        """Plan the suite, reuse what is stored, measure the rest (baselines before their group), and return
-        every selected run's outcome. A stop signal cancels what is in flight and propagates."""
+warn_moved(__name__, "bench.core.launcher")

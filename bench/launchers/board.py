@@ -9,8 +9,8 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.plan import RunSpec
-from bench.records import RunRecord, Status
+from bench.core.records import RunRecord, Status
+from bench.core.spec import RunSpec
 from bench.report.text import for_console
 
 DONE_STATUSES = (Status.OK, Status.SKIPPED)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from bench.environment import machine_name
+from bench.core.environment import machine_name
+from bench.core.launcher import Launcher, Outcome, ResolvedSuite
 from bench.folder_lock import folder_lock
-from bench.launchers.base import Launcher, Outcome
 from bench.launchers.board import RunBoard
 from bench.plan import results_folder
 from bench.report.text import for_console
 from bench.runner import baseline_keys, clean_work, environment_for, plan, reusable, run_one, selected
-from bench.validate import ResolvedSuite
 
 
 class LocalLauncher(Launcher):

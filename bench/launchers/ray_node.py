@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Protocol
 
 from bench import __version__
-from bench.environment import Environment, capture, default_threads, machine_name
-from bench.plan import RunSpec
-from bench.records import LOG_SUFFIX, PREDICTIONS_SUFFIX, Placement, RunRecord
+from bench.core.environment import Environment, capture, default_threads, machine_name
+from bench.core.records import LOG_SUFFIX, PREDICTIONS_SUFFIX, Placement, RunRecord
+from bench.core.spec import RunSpec
 from bench.runner import run_one
 
 SCRATCH_PREFIX = "bench-ray-"

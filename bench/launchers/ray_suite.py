@@ -26,15 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from bench import __version__, devices
-from bench.errors import BenchError
-from bench.folder_lock import folder_lock
-from bench.interrupts import Interrupted, deferred, shielded
-from bench.launchers.base import Launcher, Outcome, RunOptions
-from bench.launchers.board import RunBoard
-from bench.launchers.ray_node import NodeFacts, NodeRun, measure, probe
-from bench.plan import RunSpec, results_folder
-from bench.records import (
+from bench import __version__
+from bench.core import devices
+from bench.core.errors import BenchError
+from bench.core.launcher import Launcher, Outcome, ResolvedSuite, RunOptions
+from bench.core.records import (
     LOG_SUFFIX,
     PREDICTIONS_SUFFIX,
     ErrorInfo,
@@ -45,9 +41,14 @@ from bench.records import (
     save_record,
     supersede,
 )
+from bench.core.spec import RunSpec
+from bench.folder_lock import folder_lock
+from bench.interrupts import Interrupted, deferred, shielded
+from bench.launchers.board import RunBoard
+from bench.launchers.ray_node import NodeFacts, NodeRun, measure, probe
+from bench.plan import results_folder
 from bench.report.text import for_console
 from bench.runner import baseline_keys, clean_work, plan, reusable, selected
-from bench.validate import ResolvedSuite
 
 if TYPE_CHECKING:
     from ray import ObjectRef
@@ -324,7 +325,7 @@ class Dispatch:
         """The stored record of a group's baseline that this run does not measure (--only), if any."""
         if key is None:
             return None
-        from bench.records import RecordError, load_record, record_path
+        from bench.core.records import RecordError, load_record, record_path
 
         for machine in sorted({n.machine for n in self.nodes.values()}):
             path = record_path(self.folder(machine), key)

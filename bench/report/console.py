@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from bench.records import RunRecord
+from bench.core.records import RunRecord
 from bench.report.markdown import cell
 from bench.report.table import build_tables
 from bench.report.text import for_console

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.records import RunRecord
+from bench.core.records import RunRecord
 
 
 def compression_facts(record: RunRecord) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.environment import describe
-from bench.records import RunRecord
+from bench.core.environment import describe
+from bench.core.records import RunRecord
 
 KEY_LIBRARIES = (
     "torch",

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.errors import BenchError
-from bench.records import LoadedRecords
+from bench.core.errors import BenchError
+from bench.core.records import LoadedRecords
 from bench.report import html, markdown
 from bench.report.export import flat_frame, write_csv, write_parquet
 from bench.report.plots import scaling_figures, table_figures

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bench.catalogue import MB, main_latency
-from bench.records import RunRecord, Status
+from bench.core.records import RunRecord, Status
 from bench.report.table import GroupTable
 
 FIT_POINTS = 3

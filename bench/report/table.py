@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from bench.catalogue import BY_NAME, FIXED, TABLE_ORDER, Metric, main_latency, task_metric
-from bench.environment import describe
-from bench.records import RunRecord, Status
+from bench.core.environment import describe
+from bench.core.records import RunRecord, Status
 from bench.report.bootstrap import accuracy_delta, median_change
 from bench.report.notes import table_notes
 

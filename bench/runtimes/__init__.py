@@ -1,1 +1,1 @@
-"""Model runtimes other than eager PyTorch (whose handle, TorchModel, lives in bench.api)."""
+"""Model runtimes other than eager PyTorch (whose handle, TorchModel, lives in bench.core.plugin)."""

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench import devices
-from bench.api import Batch, ExecutedPrecision, ModelHandle
+from bench.core import devices
+from bench.core.plugin import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
 ENCODER = "encoder_model.onnx"

@@ -7,14 +7,14 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bench import devices
-from bench.api import Batch, ExecutedPrecision, ModelHandle
-from bench.attention import pattern
+from bench.core import devices
+from bench.core.attention import pattern
+from bench.core.plugin import Batch, ExecutedPrecision, ModelHandle
 
 if TYPE_CHECKING:
     import torch
 
-    from bench.measure.latency import DeviceTimer
+    from bench.core.latency import DeviceTimer
 
 SaveFormat = Literal["safetensors", "torch"]
 
@@ -36,7 +36,7 @@ class TorchModel(ModelHandle):
     def device_timer(self) -> DeviceTimer | None:
         if not devices.is_cuda(self.device):
             return None
-        from bench.measure.latency import CudaEventTimer
+        from bench.core.latency import CudaEventTimer
 
         return CudaEventTimer()
 
@@ -59,7 +59,7 @@ class TorchModel(ModelHandle):
     def rows_independent(self) -> bool:
         """False with dynamically quantized Linear layers (torch.ao, torchao wrappers, bitsandbytes int8),
         whose activation scales or outlier columns span the whole call."""
-        from bench.measure.census import is_wrapper_tensor
+        from bench.core.census import is_wrapper_tensor
 
         for sub in self.module.modules():
             kind = f"{type(sub).__module__}.{type(sub).__name__}"
@@ -99,7 +99,7 @@ class TorchModel(ModelHandle):
         return sorted(p for p in directory.rglob("*") if p.is_file())
 
     def tensors(self) -> Iterator[tuple[str, Any]]:
-        from bench.measure.census import state_dict_tensors
+        from bench.core.census import state_dict_tensors
 
         yield from state_dict_tensors(self.module)
 

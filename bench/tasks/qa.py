@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from bench.api import Batch, EvalOutput, ModelHandle, PluginConfig, Task
-from bench.datadir import Source
-from bench.errors import DataNotFoundError
-from bench.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
-from bench.numerics import require_finite
+from bench.core.errors import DataNotFoundError
+from bench.core.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
+from bench.core.numerics import require_finite
+from bench.core.plugin import Batch, EvalOutput, ModelHandle, PluginConfig, Task
+from bench.core.shape import Shape
+from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel
-from bench.shape import Shape
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
 from bench.tasks.squad_data import load_squad
 

@@ -14,16 +14,16 @@ from typing import Any, ClassVar
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from bench.api import Batch, EvalOutput, ModelHandle, PluginConfig, Task
-from bench.datadir import Source
-from bench.errors import DataNotFoundError
-from bench.generation_metrics import bleu_chrf, length_metrics, rouge, rouge_per_example, sentence_chrf
-from bench.measure.generation import time_generation
-from bench.measure.latency import LatencyResult, LatencySettings
-from bench.metrics import MetricValue
-from bench.numerics import finite_scores_check
+from bench.core.errors import DataNotFoundError
+from bench.core.generation_timing import time_generation
+from bench.core.latency import LatencyResult, LatencySettings
+from bench.core.metrics import MetricValue
+from bench.core.numerics import finite_scores_check
+from bench.core.plugin import Batch, EvalOutput, ModelHandle, PluginConfig, Task
+from bench.core.shape import Shape
+from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel
-from bench.shape import Shape
+from bench.tasks.generation_metrics import bleu_chrf, length_metrics, rouge, rouge_per_example, sentence_chrf
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
 from bench.tasks.seq2seq_data import load_parallel, load_summaries
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.errors import DataNotFoundError
+from bench.core.errors import DataNotFoundError
 
 _ROLE = re.compile(r"\.(src|source|ref|reference)(\.[A-Za-z0-9]+)?$")
 # (document field, summary field) pairs of the common summarization datasets, tried in order.

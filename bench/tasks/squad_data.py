@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.errors import DataNotFoundError
+from bench.core.errors import DataNotFoundError
 
 
 def _flatten_official(data: dict[str, Any], path: Path) -> list[dict[str, Any]]:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.environment import machine_name
-from bench.errors import BenchError
+from bench.core.environment import machine_name
+from bench.core.errors import BenchError
+from bench.core.launcher import ResolvedSuite
 from bench.folder_lock import folder_lock
 from bench.plan import results_folder
 from bench.runner import clean_work
@@ -26,7 +27,6 @@ from bench.tune.optuna_search import Sampler
 from bench.tune.outcome import TuneSummary, TuningExamples, trial_rows, tuned_suite, write
 from bench.tune.space import families
 from bench.tune.trials import Limits, TrialRunner
-from bench.validate import ResolvedSuite
 
 DEFAULT_OPTUNA_TRIALS = 30
 

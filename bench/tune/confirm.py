@@ -8,15 +8,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from bench.config import CompressorConfig
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.launcher import ResolvedSuite
+from bench.core.records import PREDICTIONS_SUFFIX, RunRecord, Status, read_predictions
+from bench.core.suite import CompressorConfig
 from bench.plan import BASELINE
-from bench.records import PREDICTIONS_SUFFIX, RunRecord, Status, read_predictions
 from bench.report.bootstrap import accuracy_delta
 from bench.runner import RunOptions, plan
 from bench.tune.goals import Budget, Objective
 from bench.tune.trials import TrialRunner
-from bench.validate import ResolvedSuite
 
 
 class Verdict(BaseModel):

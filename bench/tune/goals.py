@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bench.catalogue import Metric, lookup
-from bench.errors import BenchError
-from bench.records import RunRecord
+from bench.core.errors import BenchError
+from bench.core.records import RunRecord
 
 _BUDGET = re.compile(r"^(?P<metric>[A-Za-z0-9_.]+):(?P<value>[+-]?\d+(\.\d+)?)(?P<pct>%?)$")
 OBJECTIVES = {

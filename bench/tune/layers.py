@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 Granularity = Literal["block", "layer"]
 _BLOCK = re.compile(r"^(?P<block>.*?\b(?:layer|layers|block|h)\.\d+)\.")

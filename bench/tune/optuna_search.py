@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from bench.api import Choice, IntRange, JsonScalar
-from bench.errors import BenchError
+from bench.core.errors import BenchError
+from bench.core.plugin import Choice, IntRange, JsonScalar
 from bench.tune.space import Family
 from bench.tune.trials import TrialRunner
 

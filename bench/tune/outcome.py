@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel
 
-from bench.config import CompressorConfig
-from bench.records import atomic_write_text
+from bench.core.records import atomic_write_text
+from bench.core.suite import CompressorConfig
 from bench.suite_yaml import read_yaml
 from bench.tune.confirm import Verdict
 from bench.tune.trials import Trial

@@ -7,10 +7,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bench.api import Dimension, JsonScalar
-from bench.config import CompressorConfig, CompressorStep, SuiteConfig
-from bench.errors import BenchError, ConfigError
-from bench.registry import COMPRESSORS
+from bench.core.errors import BenchError, ConfigError
+from bench.core.plugin import Dimension, JsonScalar
+from bench.core.registry import COMPRESSORS
+from bench.core.suite import CompressorConfig, CompressorStep, SuiteConfig
 
 LABEL_ROOM = 48
 """Characters of the row's name kept in a trial's label (labels name record files)."""

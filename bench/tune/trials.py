@@ -9,15 +9,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.config import CompressorConfig, SuiteConfig
-from bench.environment import Environment
-from bench.errors import BenchError
-from bench.plan import BASELINE, RunSpec
-from bench.records import RunRecord, Status
+from bench.core.environment import Environment
+from bench.core.errors import BenchError
+from bench.core.launcher import ResolvedSuite
+from bench.core.records import RunRecord, Status
+from bench.core.spec import RunSpec
+from bench.core.suite import CompressorConfig, SuiteConfig
+from bench.plan import BASELINE
 from bench.report.text import for_console
 from bench.runner import RunOptions, environment_for, plan, reusable, run_one
 from bench.tune.goals import Budget, Objective
-from bench.validate import ResolvedSuite
 
 
 @dataclass(frozen=True)

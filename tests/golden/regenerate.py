@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from bench.records import load_records
+from bench.core.records import load_records
 from bench.report.publish import publish
 
 GOLDEN = Path(__file__).resolve().parent

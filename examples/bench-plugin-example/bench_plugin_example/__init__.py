@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
-from bench.measure.census import Census
+from bench.core.census import Census
+from bench.core.plugin import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
 from bench.runtimes.torch import TorchModel, eager
 
 

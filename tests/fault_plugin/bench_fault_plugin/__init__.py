@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig
+from bench.core.plugin import CompressContext, Compressor, ModelHandle, PluginConfig
 
 Kind = Literal["none", "raise", "abort", "segfault", "hang", "stubborn", "child", "alloc", "flood", "exit0"]
 

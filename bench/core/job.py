@@ -1,5 +1,6 @@
-"""What a worker has reached, kept in its work folder, so that the launcher can write a truthful record
-when the worker dies without writing one: its real start time, its phase and its environment."""
+"""What passes between a launcher and the worker process of one run: the job it is handed, the progress file
+it keeps (so that a launcher can write a truthful record when the worker dies without one), and the
+environment variable that names the launcher's process."""
 
 from __future__ import annotations
 
@@ -7,8 +8,23 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from bench.environment import Environment
-from bench.records import atomic_write_text
+from bench.core.environment import Environment
+from bench.core.records import atomic_write_text
+from bench.core.spec import RunSpec
+
+PARENT_VARIABLE = "BENCH_PARENT_PID"
+"""The launcher's process id, in the worker's environment: the worker stops when that process is gone."""
+
+
+class Job(BaseModel):
+    """What the launcher hands the worker."""
+
+    spec: RunSpec
+    folder: str
+    baseline_predictions: str | None = None
+    log_path: str | None = None
+    """Where the launcher captures this process's output (named in error records)."""
+
 
 PROGRESS_FILE = "progress.json"
 

@@ -30,13 +30,13 @@ from typing import IO
 
 import psutil
 
+from bench.core.job import PARENT_VARIABLE
 from bench.interrupts import shielded
 
 WATCH_INTERVAL_S = 0.1
 TREE_REFRESH_S = 1.0
 IDENTITY_FILE = "worker.json"
 TOKEN_VARIABLE = "BENCH_WORKER_TOKEN"
-PARENT_VARIABLE = "BENCH_PARENT_PID"
 
 
 @dataclass(frozen=True)

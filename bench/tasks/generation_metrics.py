@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bench.metrics import MetricValue
+from bench.core.metrics import MetricValue
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 # A sentence ends at . ! or ? (optionally closed by a quote or bracket) before white space and a capital,

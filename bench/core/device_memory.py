@@ -71,8 +71,8 @@ class TorchCudaMemory:
     def __init__(self, device: str) -> None:
         import torch
 
-        from bench import nvml
-        from bench.devices import cuda_index
+        from bench.core import nvml
+        from bench.core.devices import cuda_index
 
         self.index = cuda_index(device)
         self._nvml = nvml.handle_for(str(getattr(torch.cuda.get_device_properties(self.index), "uuid", "")))
@@ -99,7 +99,7 @@ class TorchCudaMemory:
 
     def device_used(self) -> int | None:
         if self._nvml is not None:
-            from bench import nvml
+            from bench.core import nvml
 
             return nvml.memory_used(self._nvml)
         import torch

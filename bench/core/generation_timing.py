@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from bench.measure.latency import (
+from bench.core.latency import (
     DeviceTimer,
     LatencyResult,
     LatencySettings,
@@ -21,7 +21,7 @@ from bench.measure.latency import (
     time_calls,
     with_device_samples,
 )
-from bench.shape import Shape
+from bench.core.shape import Shape
 
 T = TypeVar("T")
 OnToken = Callable[[], None]
