@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.core.census import Census, take_census
+from bench.core.compressor import LOADED_TRAITS, CompressContext, Compressor, Trait, Verification
 from bench.core.errors import PluginContractError
-from bench.core.plugin import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
+from bench.core.model import ModelHandle
 
 TRAIT_WORDS = {
     Trait.PYTORCH: "an eager PyTorch model",

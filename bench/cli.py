@@ -25,9 +25,10 @@ from bench.interrupts import Interrupted, say
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from bench.core.compressor import Compressor
     from bench.core.launcher import Launcher, ResolvedSuite
-    from bench.core.plugin import Compressor, Task
     from bench.core.registry import Registry
+    from bench.core.task import Task
 
 
 def _parser() -> argparse.ArgumentParser:

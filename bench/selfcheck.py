@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.core.compressor import CompressContext
 from bench.core.device_memory import CudaMemoryApi, DeviceMemoryTracker
 from bench.core.latency import LatencySettings
-from bench.core.plugin import Batch, CompressContext, ModelHandle, Task
+from bench.core.model import Batch, ModelHandle
 from bench.core.shape import Shape
 from bench.core.sources import Source
+from bench.core.task import Task
 
 Outcome = Literal["pass", "fail", "skip"]
 VARIANTS = ("fp32", "fp16", "bf16", "bnb-int8", "bnb-nf4")

@@ -11,10 +11,10 @@ import psutil
 from bench.chain import Step, chain_problem
 from bench.core.errors import ConfigError, DataNotFoundError, SuiteWarning
 from bench.core.launcher import ResolvedSuite
-from bench.core.plugin import Task
 from bench.core.registry import COMPRESSORS, TASKS, PluginError
 from bench.core.sources import Source
 from bench.core.suite import SuiteConfig
+from bench.core.task import Task
 from bench.datadir import resolve_data_dir, resolve_dataset, resolve_model, resolve_path
 
 

@@ -17,37 +17,31 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic
 
 from bench import __version__
 from bench.chain import Step, apply_chain
 from bench.core import attention, devices
 from bench.core.census import Census, take_census
 from bench.core.compilation import RecompileWatch
+from bench.core.compressor import CalibrationData, CompressContext, Verification
 from bench.core.device_memory import DeviceMemoryTracker, TorchCudaMemory
-from bench.core.environment import Environment, capture, cpu_flags, machine_name
+from bench.core.environment import capture, cpu_flags, machine_name
 from bench.core.errors import CompressionNotApplied, DataNotFoundError, UnsupportedHere
 from bench.core.job import PARENT_VARIABLE, Job, Progress, write_progress
 from bench.core.latency import LatencyResult
-from bench.core.plugin import (
-    Batch,
-    CalibrationData,
-    CompressContext,
-    ExecutedPrecision,
-    ModelHandle,
-    Task,
-    Verification,
-)
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle, Tokenizer
 from bench.core.records import (
     PREDICTIONS_SUFFIX,
     Accuracy,
     Agreement,
     ErrorInfo,
     Execution,
-    Facts,
+    Findings,
     Memory,
     RunRecord,
     Size,
@@ -58,9 +52,11 @@ from bench.core.records import (
     write_predictions,
 )
 from bench.core.registry import COMPRESSORS, TASKS
+from bench.core.settings import Example, Prediction
 from bench.core.size import measure_saved
 from bench.core.sources import Source
 from bench.core.spec import RunSpec
+from bench.core.task import F, Task
 from bench.failure import error_info, plugin_files
 from bench.measure.contention import BUSY_THRESHOLD, CpuContention
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
@@ -70,30 +66,12 @@ LATENCY_INPUT_POOL = 32
 
 
 @dataclass
-class RecordParts:
-    """The record's parts, filled in as the phases complete, so that a failure keeps what was measured."""
+class EvalData(Generic[F]):
+    """The evaluation examples and their features, encoded once per run (the timed inputs and a compressor's
+    example batch are drawn from the same features)."""
 
-    weights: str
-    notes: list[str] = field(default_factory=list)
-    environment: Environment | None = None
-    model_info: Facts = field(default_factory=dict)
-    compression: Facts = field(default_factory=dict)
-    verification: Verification | None = None
-    precision: ExecutedPrecision | None = None
-    size: Size | None = None
-    latency: dict[str, LatencyResult] = field(default_factory=dict)
-    accuracy: Accuracy | None = None
-    agreement: Agreement | None = None
-    execution: Execution | None = None
-
-
-@dataclass
-class EvalData:
-    """The evaluation examples, their features and the pool of timed inputs."""
-
-    examples: list[dict[str, object]]
-    features: object
-    pool: list[Batch]
+    examples: list[Example]
+    features: F
 
 
 class Run:
@@ -109,7 +87,7 @@ class Run:
         self.t0 = time.perf_counter()
         self.phases: dict[str, float] = {}
         self.phase_now: str | None = None
-        self.parts = RecordParts(weights="random" if spec.model.architecture else "pretrained")
+        self.parts = Findings(weights="random" if spec.model.architecture else "pretrained")
         self.sampler = RssSampler(spec.measurement.memory_interval_ms / 1000)
         self.flags = cpu_flags()
         self.task: Task | None = None
@@ -154,7 +132,7 @@ class Run:
             phases_s=self.phases,
             error=error,
             memory=memory,
-            **vars(self.parts),
+            **dict(self.parts),
         )
 
 
@@ -217,24 +195,25 @@ def execute(job: Job) -> RunRecord:
 
 
 def _execute(run: Run) -> None:
-    """The flow of one run (see shared/DESIGN.md)."""
+    """The flow of one run (see docs/records.md for its phases)."""
     with run.phase("setup", sample=False):
         task = setup(run)
     with run.phase("load"):
         model, source = load(run, task)
+    data = encoded(task, run.spec, model.tokenizer)
     census = take_census(model.tensors())
     with run.phase("compress"):
-        model, run.parts.verification = compress(run, task, model, source, census)
+        model, run.parts.verification = compress(run, task, model, source, census, data)
     run.parts.execution = execution(run, model)
     with run.phase("save", sample=False):
         run.parts.size = save(run, model, census)
         run.parts.precision = check_precision(run, model)
     with run.phase("prepare", sample=False):
-        data = prepare(run, task, model)
+        pool = timing_pool(task, data(), run.spec, model)
     with run.phase("latency"):
-        run.parts.latency = time_latency(run, task, model, data.pool)
+        run.parts.latency = time_latency(run, task, model, pool)
     with run.phase("evaluate"):
-        run.parts.accuracy, predictions = evaluate(run, task, model, data)
+        run.parts.accuracy, predictions = evaluate(run, task, model, data())
     run.parts.agreement = agree(run, task, predictions)
 
 
@@ -294,26 +273,42 @@ def build_random_model(run: Run) -> Source:
     return Source(str(folder), local=True)
 
 
-def evaluation_examples(task: Task, spec: RunSpec, first: int | None = None) -> list[dict[str, object]]:
-    """The run's evaluated examples: `limit` of them after the first `offset` of the split (only the
-    `first` few of them when given)."""
+def evaluation_examples(task: Task, spec: RunSpec) -> list[Example]:
+    """The run's evaluated examples: `limit` of them after the first `offset` of the split."""
     skip = spec.task.offset
-    wanted = [n for n in (spec.task.limit, first) if n is not None]
-    limit = skip + min(wanted) if wanted else None
+    limit = None if spec.task.limit is None else skip + spec.task.limit
     examples = task.load_examples(spec.dataset_source, spec.task.split, limit)[skip:]
     if not examples:
         raise DataNotFoundError(f"split '{spec.task.split}' has no examples after the first {skip}")
     return examples
 
 
+def encoded(task: Task[F], spec: RunSpec, tokenizer: Tokenizer) -> Callable[[], EvalData[F]]:
+    """The run's evaluation examples and features, loaded and encoded on first use and kept."""
+    kept: list[EvalData[F]] = []
+
+    def get() -> EvalData[F]:
+        if not kept:
+            examples = evaluation_examples(task, spec)
+            kept.append(EvalData(examples, task.encode(tokenizer, examples, spec.sequence_length)))
+        return kept[0]
+
+    return get
+
+
 def build_context(
-    run_spec: RunSpec, task: Task, tokenizer: object, workdir: Path, flags: frozenset[str], model_source: Source
+    spec: RunSpec,
+    task: Task[F],
+    data: Callable[[], EvalData[F]],
+    workdir: Path,
+    flags: frozenset[str],
+    model_source: Source,
+    tokenizer: Tokenizer,
 ) -> CompressContext:
     """The CompressContext of a run: its data access is lazy, so compressors that need none cost nothing."""
-    spec = run_spec
     calibration = spec.calibration_source
 
-    def training_examples(n: int | None) -> list[dict[str, object]]:
+    def training_examples(n: int | None) -> list[Example]:
         if calibration is None:
             raise UnsupportedHere(f"no training split '{spec.task.calibration_split}' for this dataset")
         return task.load_examples(calibration, spec.task.calibration_split, n)
@@ -324,8 +319,7 @@ def build_context(
         return CalibrationData(batches=batches, example_ids=[str(r["id"]) for r in rows])
 
     def example_batch() -> Batch:
-        rows = evaluation_examples(task, spec, spec.batch_size)
-        return task.batches(task.encode(tokenizer, rows, spec.sequence_length), spec.batch_size)[0]
+        return task.batches(data().features, spec.batch_size)[0]
 
     def reload(**kwargs: object) -> ModelHandle:
         arguments = {**attention.load_arguments(spec.attention), **kwargs}
@@ -352,10 +346,10 @@ def build_context(
 
 
 def compress(
-    run: Run, task: Task, model: ModelHandle, source: Source, census: Census
+    run: Run, task: Task[F], model: ModelHandle, source: Source, census: Census, data: Callable[[], EvalData[F]]
 ) -> tuple[ModelHandle, Verification]:
     """Apply the run's compressors; a failed proof fails the run."""
-    ctx = build_context(run.spec, task, model.tokenizer, run.workdir, run.flags, source)
+    ctx = build_context(run.spec, task, data, run.workdir, run.flags, source, model.tokenizer)
     ctx.notes = run.parts.notes
     ctx.facts = run.parts.compression
     compressed, verification = apply_chain(model, run.steps, ctx, census)
@@ -407,15 +401,12 @@ def save(run: Run, model: ModelHandle, census_before: Census) -> Size:
     )
 
 
-def prepare(run: Run, task: Task, model: ModelHandle) -> EvalData:
-    """The evaluation examples, encoded, and a pool of real inputs at the run's shape for timing."""
-    spec = run.spec
-    examples = evaluation_examples(task, spec)
-    features = task.encode(model.tokenizer, examples, spec.sequence_length)
-    first = examples[: LATENCY_INPUT_POOL * spec.batch_size]
-    pool = task.batches(task.encode(model.tokenizer, first, spec.sequence_length), spec.batch_size, full_only=True)
-    pool = pool or task.batches(features, spec.batch_size)[:1]
-    return EvalData(examples, features, [model.stage(batch) for batch in pool])
+def timing_pool(task: Task[F], data: EvalData[F], spec: RunSpec, model: ModelHandle) -> list[Batch]:
+    """Real inputs at the run's shape for timing: the first full batches of the evaluation features (at most
+    LATENCY_INPUT_POOL; the first batch alone when none is full), placed on the model's device."""
+    pool = task.batches(data.features, spec.batch_size, full_only=True)[:LATENCY_INPUT_POOL]
+    pool = pool or task.batches(data.features, spec.batch_size)[:1]
+    return [model.stage(batch) for batch in pool]
 
 
 FILLED_SHARE = 0.95
@@ -499,7 +490,7 @@ def real_tokens_per_input(pool: Sequence[Batch]) -> float | None:
     return round(sum(rows) / len(rows), 1)
 
 
-def evaluate(run: Run, task: Task, model: ModelHandle, data: EvalData) -> tuple[Accuracy, list[dict[str, object]]]:
+def evaluate(run: Run, task: Task[F], model: ModelHandle, data: EvalData[F]) -> tuple[Accuracy, list[Prediction]]:
     """Task accuracy on the evaluation examples; the predictions are written beside the record."""
     run.eval_batch = task.evaluation_batch_size(run.spec.shape, model)
     result = task.evaluate(model, data.examples, data.features, run.eval_batch)
@@ -512,7 +503,7 @@ def evaluate(run: Run, task: Task, model: ModelHandle, data: EvalData) -> tuple[
     return accuracy, result.predictions
 
 
-def agree(run: Run, task: Task, predictions: list[dict[str, object]]) -> Agreement | None:
+def agree(run: Run, task: Task, predictions: list[Prediction]) -> Agreement | None:
     """Agreement with the group's baseline predictions (the baseline agrees with itself)."""
     baseline_file = run.job.baseline_predictions
     if baseline_file and Path(baseline_file).is_file():

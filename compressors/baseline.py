@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bench.core.census import Census
-from bench.core.plugin import CompressContext, Compressor, ModelHandle, Trait, Verification
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
+from bench.core.model import ModelHandle
 
 
 class Baseline(Compressor):

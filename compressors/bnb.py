@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from bench.core import devices
 from bench.core.census import Census, take_census
-from bench.core.plugin import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
+from bench.core.model import ModelHandle
+from bench.core.settings import PluginConfig
 from bench.runtimes.torch import TorchModel, eager, fp32_module_names, linear_layers
 
 

@@ -16,17 +16,9 @@ from pydantic import Field
 
 from bench.core.census import Census
 from bench.core.compilation import fx_cache_hits, graphs_compiled
-from bench.core.plugin import (
-    Batch,
-    Choice,
-    Compilation,
-    CompressContext,
-    Compressor,
-    ModelHandle,
-    PluginConfig,
-    Trait,
-    Verification,
-)
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
+from bench.core.model import Batch, Compilation, ModelHandle
+from bench.core.settings import Choice, PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 
 WARMUP_TOKENS = 2

@@ -13,8 +13,10 @@ from typing import Any
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
 from bench.core.census import Census, take_census
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
 from bench.core.errors import UnsupportedHere
-from bench.core.plugin import CompressContext, Compressor, IntRange, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.model import ModelHandle
+from bench.core.settings import IntRange, PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
 from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student

@@ -6,7 +6,8 @@ from typing import ClassVar
 
 from bench.core import devices
 from bench.core.census import Census, take_census
-from bench.core.plugin import CompressContext, Compressor, ModelHandle, Verification
+from bench.core.compressor import CompressContext, Compressor, Verification
+from bench.core.model import ModelHandle
 from bench.runtimes.torch import TorchModel, eager, fp32_module_names, kept_in_fp32
 
 

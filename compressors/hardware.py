@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.core.plugin import CompressContext
+from bench.core.compressor import CompressContext
 
 INT8_DOT_PRODUCT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 

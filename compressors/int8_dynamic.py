@@ -17,7 +17,9 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from bench.core.census import Census, is_wrapper_tensor, take_census
-from bench.core.plugin import Choice, CompressContext, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.compressor import CompressContext, Trait, Verification
+from bench.core.model import ModelHandle
+from bench.core.settings import Choice, PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (

@@ -9,7 +9,9 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt
 
 from bench.core.census import Census
-from bench.core.plugin import Batch, Choice, CompressContext, ModelHandle, PluginConfig, Verification
+from bench.core.compressor import CompressContext, Verification
+from bench.core.model import Batch, ModelHandle
+from bench.core.settings import Choice, PluginConfig
 from compressors.hardware import note_int8_hardware
 from compressors.onnx_export import (
     ToOnnxRuntime,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.core.compressor import LOADED_TRAITS, CompressContext, Compressor, Trait, Verification
 from bench.core.errors import UnsupportedHere
-from bench.core.plugin import LOADED_TRAITS, CompressContext, Compressor, ModelHandle, Trait, Verification
+from bench.core.model import ModelHandle
 from bench.runtimes.torch import eager
 
 if TYPE_CHECKING:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from bench.core.census import Census
-from bench.core.plugin import CompressContext, ModelHandle, PluginConfig, Verification
+from bench.core.compressor import CompressContext, Verification
+from bench.core.model import ModelHandle
+from bench.core.settings import PluginConfig
 from compressors.onnx_export import ToOnnxRuntime, export_for_ort, export_seq2seq_for_ort, ort_session, seq2seq_session
 
 

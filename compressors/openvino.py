@@ -15,17 +15,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from bench.core.census import Census
+from bench.core.compressor import LOADED_TRAITS, CompressContext, Compressor, Trait, Verification
 from bench.core.errors import UnsupportedHere
-from bench.core.plugin import (
-    LOADED_TRAITS,
-    Choice,
-    CompressContext,
-    Compressor,
-    ModelHandle,
-    PluginConfig,
-    Trait,
-    Verification,
-)
+from bench.core.model import ModelHandle
+from bench.core.settings import Choice, Facts, PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 from compressors.patterns import Pattern
 
@@ -120,7 +113,7 @@ class _ToOpenVino(Compressor):
         executed = after.executed_precision()
         if after.runtime != "openvino" or executed is None:
             return Verification(passed=False, summary=f"no OpenVINO model: a {after.runtime} one")
-        checks = {"executed": executed.ops, "source": executed.source}
+        checks: Facts = {"executed": executed.ops, "source": executed.source}
         problem = executed.contradiction(self.precision) if executed.total else "no compute layer read back"
         if problem is not None:
             return Verification(passed=False, summary=problem, checks=checks)

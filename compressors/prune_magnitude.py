@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bench.core.census import Census, take_census
-from bench.core.plugin import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
+from bench.core.model import ModelHandle
+from bench.core.settings import Facts, FloatRange, PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 from compressors.patterns import Pattern, matches_any
 
@@ -107,7 +109,7 @@ class PruneMagnitude(Compressor):
         expected = before.parameters - before.nonzero + round(self.config.sparsity * self.pruned_elements)
         census = take_census(after.tensors())
         zeros = census.parameters - census.nonzero
-        checks = {"expected_zero_weights": expected, "zero_weights": zeros}
+        checks: Facts = {"expected_zero_weights": expected, "zero_weights": zeros}
         ok = self.pruned_elements > 0 and zeros >= (1 - TOLERANCE) * expected
         summary = f"{zeros:,} zero weights in the model (at least {expected:,} expected after pruning)"
         return Verification(passed=ok, summary=summary, checks=checks)

@@ -8,8 +8,10 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from bench.core.census import Census, take_census
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
 from bench.core.errors import UnsupportedHere
-from bench.core.plugin import CompressContext, Compressor, FloatRange, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.model import ModelHandle
+from bench.core.settings import FloatRange, PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
 from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student

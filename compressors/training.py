@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.core.plugin import CompressContext
+from bench.core.compressor import CompressContext
 from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel
 

@@ -291,10 +291,13 @@ class TinyRun:
         return self.task.load_model(self.source, "cpu")
 
     def context(self, flags: frozenset[str] | None = None) -> Any:
-        from bench.worker import build_context
+        from bench.worker import build_context, encoded
 
         model = self.model()
-        return build_context(self.spec, self.task, model.tokenizer, self.workdir, flags or self.flags, self.source)
+        data = encoded(self.task, self.spec, model.tokenizer)
+        return build_context(
+            self.spec, self.task, data, self.workdir, flags or self.flags, self.source, model.tokenizer
+        )
 
 
 @pytest.fixture

@@ -13,10 +13,12 @@ import pytest
 
 from bench.chain import Step, apply_chain, chain_problem
 from bench.core.census import Census, take_census
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
 from bench.core.errors import PluginContractError, SuiteWarning
-from bench.core.plugin import Batch, CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.model import Batch, ModelHandle
 from bench.core.records import SCHEMA_VERSION, RunRecord, migrate
 from bench.core.registry import COMPRESSORS, PluginEntry, PluginError, Registry
+from bench.core.settings import PluginConfig
 from bench.core.suite import TaskConfig
 from bench.failure import error_info, plugin_files
 
@@ -198,7 +200,7 @@ def test_loading_checks_the_class_and_its_name() -> None:
     registry = registry_with(
         {
             "renamed": [entry("renamed", "compressors.baseline:Baseline")],
-            "not-a-compressor": [entry("not-a-compressor", "bench.core.plugin:PluginConfig")],
+            "not-a-compressor": [entry("not-a-compressor", "bench.core.settings:PluginConfig")],
         }
     )
     with pytest.raises(PluginError, match=r"declares name = 'baseline'.*must be the same"):

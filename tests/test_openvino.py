@@ -9,7 +9,7 @@ import torch
 
 from bench.core.census import take_census
 from bench.core.environment import cpu_flags
-from bench.core.plugin import ExecutedPrecision
+from bench.core.model import ExecutedPrecision
 from bench.core.registry import COMPRESSORS
 from bench.worker import precision_problem
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench.core.plugin import Batch, ModelHandle
+from bench.core.model import Batch, ModelHandle
 from bench.core.shape import Shape
 from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel

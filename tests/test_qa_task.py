@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import torch
 
-from bench.core.plugin import Batch, ModelHandle
+from bench.core.model import Batch, ModelHandle
 from bench.core.sources import Source
 from bench.tasks.qa import QAFeatures, QATask
 

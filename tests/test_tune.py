@@ -14,7 +14,7 @@ import yaml
 
 from bench.config import load_suite
 from bench.core.errors import BenchError, ConfigError
-from bench.core.plugin import Choice, FloatRange, IntRange
+from bench.core.settings import Choice, FloatRange, IntRange
 from bench.core.suite import CompressorConfig, TaskConfig
 from bench.tune import optuna_search
 from bench.tune.goals import parse_budget, parse_objective

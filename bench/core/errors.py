@@ -27,7 +27,7 @@ class SuiteWarning(UserWarning):
 
 
 class PluginContractError(RuntimeError):
-    """A plugin returned something the contract in bench.core.plugin does not allow (the message names the plugin)."""
+    """A plugin returned something the contract in bench.core does not allow (the message names the plugin)."""
 
 
 class CompressionNotApplied(RuntimeError):

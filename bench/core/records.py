@@ -15,12 +15,14 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from bench.core.census import Census
+from bench.core.compressor import Verification
 from bench.core.device_memory import DeviceMemory
 from bench.core.environment import Environment
 from bench.core.errors import BenchError
 from bench.core.latency import LatencyResult
 from bench.core.metrics import MetricValue
-from bench.core.plugin import ExecutedPrecision, Facts, Verification
+from bench.core.model import ExecutedPrecision
+from bench.core.settings import Facts
 from bench.core.size import SavedSize
 from bench.core.spec import RunSpec
 
@@ -166,7 +168,33 @@ class Placement(BaseModel):
     the loss was seen)."""
 
 
-class RunRecord(BaseModel):
+class Findings(BaseModel):
+    """What a run found, part by part: its phases fill these in as they complete, so that a run that fails
+    later keeps what was measured. A record is its findings plus how the run ended."""
+
+    accuracy: Accuracy | None = None
+    agreement: Agreement | None = None
+    latency: dict[str, LatencyResult] = Field(default_factory=dict)
+    """Latency results by what they time; 'forward' for encoder tasks."""
+    size: Size | None = None
+    verification: Verification | None = None
+    precision: ExecutedPrecision | None = None
+    """What the compressed model's arithmetic executes in, read back from its runtime (None: not readable)."""
+    compression: Facts = Field(default_factory=dict)
+    """What the compressors reported doing: calibration example ids, training time and loss, cache use."""
+    notes: list[str] = Field(default_factory=list)
+    """Flags for readers: hardware caveats, fallbacks, what was not measured and why."""
+    environment: Environment | None = None
+    weights: str = "pretrained"
+    """'pretrained' or 'random' (accuracy of random weights is not meaningful)."""
+    model_info: Facts = Field(default_factory=dict)
+    """How a random-weight model was built (architecture, seed, parameters, tokenizer vocabulary, corpus)."""
+    execution: Execution | None = None
+    """Attention kernels and compilation of the measured model (None: records older than these fields, or
+    runs that ended before compression)."""
+
+
+class RunRecord(Findings):
     """Everything measured in one run. Written once per run, as JSON."""
 
     schema_version: int = SCHEMA_VERSION
@@ -178,31 +206,11 @@ class RunRecord(BaseModel):
     finished_at: str
     wall_s: float
     phases_s: dict[str, float] = Field(default_factory=dict)
-    """Seconds per phase: load, compress, save, prepare, latency, evaluate."""
-    accuracy: Accuracy | None = None
-    agreement: Agreement | None = None
-    latency: dict[str, LatencyResult] = Field(default_factory=dict)
-    """Latency results by what they time; 'forward' for encoder tasks."""
+    """Seconds per phase: setup, load, compress, save, prepare, latency, evaluate."""
     memory: Memory | None = None
-    size: Size | None = None
-    verification: Verification | None = None
-    precision: ExecutedPrecision | None = None
-    """What the compressed model's arithmetic executes in, read back from its runtime (None: not readable)."""
-    compression: Facts = Field(default_factory=dict)
-    """What the compressors reported doing: calibration example ids, training time and loss, cache use."""
-    notes: list[str] = Field(default_factory=list)
-    """Flags for readers: hardware caveats, fallbacks, what was not measured and why."""
-    environment: Environment | None = None
     error: ErrorInfo | None = None
-    weights: str = "pretrained"
-    """'pretrained' or 'random' (accuracy of random weights is not meaningful)."""
-    model_info: Facts = Field(default_factory=dict)
-    """How a random-weight model was built (architecture, seed, parameters, tokenizer vocabulary, corpus)."""
     placement: Placement | None = None
     """The cluster node that measured the run (None: the machine that ran `bench run`)."""
-    execution: Execution | None = None
-    """Attention kernels and compilation of the measured model (None: records older than these fields, or
-    runs that ended before compression)."""
 
 
 class RecordError(BenchError):

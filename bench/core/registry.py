@@ -15,9 +15,10 @@ from functools import cached_property
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar, cast
 
+from bench.core.compressor import Compressor
 from bench.core.errors import BenchError
 from bench.core.launcher import Launcher
-from bench.core.plugin import Compressor, Task
+from bench.core.task import Task
 
 COMPRESSORS_GROUP = "bench.compressors"
 TASKS_GROUP = "bench.tasks"

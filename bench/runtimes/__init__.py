@@ -1,1 +1,1 @@
-"""Model runtimes other than eager PyTorch (whose handle, TorchModel, lives in bench.core.plugin)."""
+"""Model runtimes: eager PyTorch (`TorchModel`), ONNX Runtime, OpenVINO; each a ModelHandle of bench.core.model."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import devices
-from bench.core.plugin import Batch, ExecutedPrecision, ModelHandle
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
 # Operators that compute in 8-bit integers, in QOperator or dynamic form; QDQ graphs mark int8

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import devices
-from bench.core.plugin import Batch, ExecutedPrecision, ModelHandle
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
 ENCODER = "encoder_model.onnx"

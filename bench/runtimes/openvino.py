@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.core.plugin import Batch, ExecutedPrecision, ModelHandle
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle
 from bench.runtimes.torch import TorchModel
 
 COMPUTE_LAYERS = frozenset({"FullyConnected", "MatMul", "Convolution", "Subgraph", "ScaledAttn", "GatherMatmul"})

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bench.core import devices
 from bench.core.attention import pattern
-from bench.core.plugin import Batch, ExecutedPrecision, ModelHandle
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle
 
 if TYPE_CHECKING:
     import torch

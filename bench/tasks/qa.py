@@ -3,22 +3,27 @@ official EM/F1, and agreement with the baseline's answers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field, PositiveInt
+from pydantic import Field, JsonValue, PositiveInt
 
 from bench.core.errors import DataNotFoundError
 from bench.core.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
+from bench.core.model import Batch, ModelHandle, Outputs, Tokenizer
 from bench.core.numerics import require_finite
-from bench.core.plugin import Batch, EvalOutput, ModelHandle, PluginConfig, Task
+from bench.core.settings import Example, PluginConfig, Prediction, integers_field, text_field, texts_field
 from bench.core.shape import Shape
 from bench.core.sources import Source
+from bench.core.task import EvalOutput, Task
 from bench.runtimes.torch import TorchModel
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
 from bench.tasks.squad_data import load_squad
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -56,7 +61,7 @@ class QAFeatures:
         return int(self.example_index.shape[0])
 
 
-class QATask(Task):
+class QATask(Task[QAFeatures]):
     """SQuAD-style extractive QA with EM/F1."""
 
     name = "qa"
@@ -65,12 +70,16 @@ class QATask(Task):
     primary_metric = "f1"
     config: QAConfig
 
-    def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
+    def load_model(
+        self, source: Source, device: str, revision: str | None = None, **from_pretrained: object
+    ) -> ModelHandle:
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(source.location, revision=revision)
-            module = AutoModelForQuestionAnswering.from_pretrained(source.location, revision=revision, **kwargs)
+            module = AutoModelForQuestionAnswering.from_pretrained(
+                source.location, revision=revision, **from_pretrained
+            )
         except OSError as exc:
             raise DataNotFoundError(f"cannot load model {source.describe()}: {exc}".splitlines()[0]) from None
         if not getattr(tokenizer, "is_fast", False):
@@ -78,11 +87,11 @@ class QATask(Task):
                 f"model {source.describe()}: QA span decoding needs a fast tokenizer (tokenizer.json)"
             )
         module.eval()
-        if "quantization_config" not in kwargs:  # bitsandbytes places the weights itself
+        if "quantization_config" not in from_pretrained:  # bitsandbytes places the weights itself
             module.to(device)
         return TorchModel(module, tokenizer, device)
 
-    def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
+    def load_examples(self, source: Source, split: str, limit: int | None) -> list[Example]:
         if self.config.fill_context_to_length:  # the whole split: its next paragraphs fill each window
             return attach_following(load_squad(source.location, source.local, split, None), "context", limit)
         return load_squad(source.location, source.local, split, limit)
@@ -105,7 +114,7 @@ class QATask(Task):
             padding="max_length",
         )
 
-    def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> QAFeatures:
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[Example], seq_len: int) -> QAFeatures:
         """Windows of `seq_len` tokens over each context, overlapping by `doc_stride` tokens (less where
         a long question leaves no room for that overlap)."""
         inputs: dict[str, list[np.ndarray]] = {}
@@ -126,7 +135,7 @@ class QATask(Task):
             {name: np.concatenate(parts) for name, parts in inputs.items()},
             np.asarray(example_index),
             offsets,
-            [e["context"] for e in examples],
+            [text_field(e, "context") for e in examples],
         )
 
     def _filled(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> Sequence[dict[str, Any]]:
@@ -138,7 +147,7 @@ class QATask(Task):
         return [{**e, "context": filled(e["context"], e.get(FOLLOWING, []), length, seq_len, " ")} for e in examples]
 
     def train_batches(
-        self, teacher: ModelHandle, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
+        self, teacher: ModelHandle, examples: Sequence[Example], seq_len: int, batch_size: int
     ) -> list[Batch]:
         """Windows with `start_positions`/`end_positions` of the first gold answer (0, the [CLS] token,
         where the answer is not inside the window)."""
@@ -147,10 +156,11 @@ class QATask(Task):
         tokenizer = teacher.tokenizer
         columns: dict[str, list[list[int]]] = {}
         for example in examples:
-            if not example["answers"]:
+            answers = texts_field(example, "answers")
+            if not answers:
                 continue
-            a_start = example["answer_starts"][0]
-            a_end = a_start + len(example["answers"][0])
+            a_start = integers_field(example, "answer_starts")[0]
+            a_end = a_start + len(answers[0])
             enc = self._windows(tokenizer, example, seq_len)
             for w, window in enumerate(enc["offset_mapping"]):
                 seq_ids = enc.sequence_ids(w)
@@ -171,8 +181,8 @@ class QATask(Task):
         return [{k: v[i : i + batch_size] for k, v in tensors.items()} for i in range(0, n, batch_size)]
 
     def distillation_loss(
-        self, student: Mapping[str, Any], teacher: Mapping[str, Any], batch: Batch, temperature: float, alpha: float
-    ) -> Any:
+        self, student: Outputs, teacher: Outputs, batch: Batch, temperature: float, alpha: float
+    ) -> Tensor:
         import torch.nn.functional as F
 
         soft: Any = 0.0
@@ -258,30 +268,31 @@ class QATask(Task):
         return start, end
 
     def evaluate(
-        self, model: ModelHandle, examples: Sequence[dict[str, Any]], features: QAFeatures, batch_size: int
+        self, model: ModelHandle, examples: Sequence[Example], features: QAFeatures, batch_size: int
     ) -> EvalOutput:
         start, end = self._logits(model, features, batch_size)
         windows: dict[int, list[int]] = {}
         for w, ex in enumerate(features.example_index.tolist()):
             windows.setdefault(ex, []).append(w)
-        rows: list[dict[str, Any]] = []
+        rows: list[Prediction] = []
+        scored: list[tuple[str, list[str]]] = []
         for i, example in enumerate(examples):
             text, score = self._best_span(features.contexts[i], windows.get(i, []), features, start, end)
+            answers = texts_field(example, "answers")
+            scored.append((text, answers))
             rows.append(
                 {
                     "id": example["id"],
                     "prediction": text,
-                    "answers": example["answers"],
+                    "answers": list[JsonValue](answers),
                     "score": score if np.isfinite(score) else None,
-                    **per_example_squad(text, example["answers"]),
+                    **per_example_squad(text, answers),
                 }
             )
-        metrics = squad_scores((r["prediction"], r["answers"]) for r in rows)
+        metrics = squad_scores(scored)
         return EvalOutput(metrics=metrics, predictions=rows)
 
-    def agreement(
-        self, predictions: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
-    ) -> dict[str, MetricValue]:
+    def agreement(self, predictions: Sequence[Prediction], baseline: Sequence[Prediction]) -> dict[str, MetricValue]:
         return qa_agreement(predictions, baseline)
 
 

@@ -7,10 +7,10 @@ truncated to the run's sequence length.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
@@ -18,14 +18,19 @@ from bench.core.errors import DataNotFoundError
 from bench.core.generation_timing import time_generation
 from bench.core.latency import LatencyResult, LatencySettings
 from bench.core.metrics import MetricValue
+from bench.core.model import Batch, ModelHandle, Outputs, Tokenizer
 from bench.core.numerics import finite_scores_check
-from bench.core.plugin import Batch, EvalOutput, ModelHandle, PluginConfig, Task
+from bench.core.settings import Example, PluginConfig, Prediction, text_field, texts_field
 from bench.core.shape import Shape
 from bench.core.sources import Source
+from bench.core.task import EvalOutput, Task
 from bench.runtimes.torch import TorchModel
 from bench.tasks.generation_metrics import bleu_chrf, length_metrics, rouge, rouge_per_example, sentence_chrf
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
 from bench.tasks.seq2seq_data import load_parallel, load_summaries
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class Decoding(PluginConfig):
@@ -117,7 +122,7 @@ def new_token_count(sequences: Any, eos_id: int | None) -> list[int]:
     return counts
 
 
-class Seq2SeqTask(Task):
+class Seq2SeqTask(Task[Seq2SeqFeatures]):
     """Generation with an encoder-decoder model (AutoModelForSeq2SeqLM)."""
 
     config: Seq2SeqConfig
@@ -127,37 +132,40 @@ class Seq2SeqTask(Task):
         """The data loader of this task, given its configured fields: (location, local, split, limit)."""
         raise NotImplementedError
 
-    def load_examples(self, source: Source, split: str, limit: int | None) -> list[dict[str, Any]]:
+    def load_examples(self, source: Source, split: str, limit: int | None) -> list[Example]:
         if self.config.fill_to_length:  # the whole split: its next sources fill each input
             return attach_following(self.reader()(source.location, source.local, split, None), "source", limit)
         return self.reader()(source.location, source.local, split, limit)
 
-    def load_model(self, source: Source, device: str, revision: str | None = None, **kwargs: Any) -> ModelHandle:
+    def load_model(
+        self, source: Source, device: str, revision: str | None = None, **from_pretrained: object
+    ) -> ModelHandle:
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(source.location, revision=revision)
-            module = AutoModelForSeq2SeqLM.from_pretrained(source.location, revision=revision, **kwargs)
+            module = AutoModelForSeq2SeqLM.from_pretrained(source.location, revision=revision, **from_pretrained)
         except (OSError, ValueError) as exc:
             raise DataNotFoundError(f"cannot load model {source.describe()}: {exc}".splitlines()[0]) from None
         if not getattr(module.config, "is_encoder_decoder", False):
             raise DataNotFoundError(f"model {source.describe()} is not an encoder-decoder model")
         module.eval()
-        if "quantization_config" not in kwargs:  # bitsandbytes places the weights itself
+        if "quantization_config" not in from_pretrained:  # bitsandbytes places the weights itself
             module.to(device)
         return TorchModel(module, tokenizer, device)
 
-    def encode(self, tokenizer: Any, examples: Sequence[dict[str, Any]], seq_len: int) -> Seq2SeqFeatures:
-        sources = [e["source"] for e in examples]
+    def encode(self, tokenizer: Tokenizer, examples: Sequence[Example], seq_len: int) -> Seq2SeqFeatures:
+        sources = [text_field(e, "source") for e in examples]
         if self.config.fill_to_length:
             length = token_counter(tokenizer)
             sources = [
-                filled(s, e.get(FOLLOWING, []), length, seq_len, "\n") for s, e in zip(sources, examples, strict=True)
+                filled(s, texts_field(e, FOLLOWING), length, seq_len, "\n")
+                for s, e in zip(sources, examples, strict=True)
             ]
         texts = [self.config.prefix + source for source in sources]
         ids = tokenizer(texts, truncation=True, max_length=seq_len)["input_ids"]
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        return Seq2SeqFeatures([list(r) for r in ids], [e["reference"] for e in examples], int(pad))
+        return Seq2SeqFeatures([list(r) for r in ids], [text_field(e, "reference") for e in examples], int(pad))
 
     def batches(self, features: Seq2SeqFeatures, batch_size: int, full_only: bool = False) -> list[Batch]:
         n = len(features)
@@ -197,7 +205,7 @@ class Seq2SeqTask(Task):
         return self.config.eval_batch_size
 
     def evaluate(
-        self, model: ModelHandle, examples: Sequence[dict[str, Any]], features: Seq2SeqFeatures, batch_size: int
+        self, model: ModelHandle, examples: Sequence[Example], features: Seq2SeqFeatures, batch_size: int
     ) -> EvalOutput:
         """Decode every input with the suite's decoding settings (longest inputs first, to pad little)."""
         tokenizer = model.tokenizer
@@ -217,13 +225,13 @@ class Seq2SeqTask(Task):
         metrics.update(length_metrics(predictions, features.references))
         tokens = [outputs[i][1] for i in range(len(examples))]
         metrics["output_tokens"] = MetricValue(value=sum(tokens) / max(1, len(tokens)), higher_is_better=None)
-        rows = [
+        rows: list[Prediction] = [
             {
                 "id": example["id"],
                 "prediction": predictions[i],
-                "reference": example["reference"],
+                "reference": features.references[i],
                 "output_tokens": tokens[i],
-                **self.per_example(predictions[i], example["reference"]),
+                **self.per_example(predictions[i], features.references[i]),
             }
             for i, example in enumerate(examples)
         ]
@@ -241,13 +249,11 @@ class Seq2SeqTask(Task):
         """Scores of one example, stored beside its prediction (for bootstrap intervals)."""
         raise NotImplementedError
 
-    def agreement(
-        self, predictions: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]]
-    ) -> dict[str, MetricValue]:
+    def agreement(self, predictions: Sequence[Prediction], baseline: Sequence[Prediction]) -> dict[str, MetricValue]:
         """BLEU and chrF of these outputs against the baseline's outputs as references, the same
         task metrics against them, and the percentage of identical outputs."""
-        base = {r["id"]: r["prediction"] for r in baseline}
-        pairs = [(r["prediction"], base[r["id"]]) for r in predictions if r["id"] in base]
+        base = {str(r["id"]): text_field(r, "prediction") for r in baseline}
+        pairs = [(text_field(r, "prediction"), base[str(r["id"])]) for r in predictions if str(r["id"]) in base]
         if not pairs:
             raise ValueError("no example ids in common with the baseline")
         hyps, refs = [p for p, _ in pairs], [b for _, b in pairs]
@@ -256,7 +262,7 @@ class Seq2SeqTask(Task):
         return metrics
 
     def train_batches(
-        self, teacher: ModelHandle, examples: Sequence[dict[str, Any]], seq_len: int, batch_size: int
+        self, teacher: ModelHandle, examples: Sequence[Example], seq_len: int, batch_size: int
     ) -> list[Batch]:
         """Sequence-level distillation data: the inputs with the teacher's own greedy outputs as labels
         (Kim and Rush, 2016), so no reference is needed."""
@@ -277,8 +283,8 @@ class Seq2SeqTask(Task):
         return out
 
     def distillation_loss(
-        self, student: Mapping[str, Any], teacher: Mapping[str, Any], batch: Batch, temperature: float, alpha: float
-    ) -> Any:
+        self, student: Outputs, teacher: Outputs, batch: Batch, temperature: float, alpha: float
+    ) -> Tensor:
         """alpha * per-token KL to the teacher's distribution at `temperature` + (1 - alpha) * cross-entropy
         on the teacher's output tokens, over the labelled positions."""
         import torch.nn.functional as F

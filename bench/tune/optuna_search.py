@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from bench.core.errors import BenchError
-from bench.core.plugin import Choice, IntRange, JsonScalar
+from bench.core.settings import Choice, IntRange, JsonScalar
 from bench.tune.space import Family
 from bench.tune.trials import TrialRunner
 

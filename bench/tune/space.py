@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bench.core.errors import BenchError, ConfigError
-from bench.core.plugin import Dimension, JsonScalar
 from bench.core.registry import COMPRESSORS
+from bench.core.settings import Dimension, JsonScalar
 from bench.core.suite import CompressorConfig, CompressorStep, SuiteConfig
 
 LABEL_ROOM = 48

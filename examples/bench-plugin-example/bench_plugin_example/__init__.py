@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Literal
 
 from bench.core.census import Census
-from bench.core.plugin import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.core.compressor import CompressContext, Compressor, Trait, Verification
+from bench.core.model import ModelHandle
+from bench.core.settings import PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 
 

@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from bench.core.plugin import CompressContext, Compressor, ModelHandle, PluginConfig
+from bench.core.compressor import CompressContext, Compressor
+from bench.core.model import ModelHandle
+from bench.core.settings import PluginConfig
 
 Kind = Literal["none", "raise", "abort", "segfault", "hang", "stubborn", "child", "alloc", "flood", "exit0"]
 
