@@ -168,7 +168,7 @@ class SelfCheck:
     def run(self, variant: str) -> Variant:
         """Load, compare with fp32, time and weigh one variant."""
         from bench.core.census import take_census
-        from bench.core.numerics import NonFiniteOutput, require_finite
+        from bench.tasks.numerics import NonFiniteOutput, require_finite
 
         found = Variant()
         with self.tracker.phase(f"{variant}:load"):

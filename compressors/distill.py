@@ -10,39 +10,34 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import PositiveInt, model_validator
 
 from bench.core.census import Census, take_census
 from bench.core.compressor import CompressContext, Compressor, Trait, Verification
 from bench.core.errors import UnsupportedHere
 from bench.core.model import ModelHandle
-from bench.core.settings import IntRange, PluginConfig
+from bench.core.settings import IntRange
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
-from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student
+from compressors.training import TrainingBudget, cached_facts, publish_trained, train_student
 
 
-class DistillConfig(PluginConfig):
-    """Settings of distill."""
+class DistillConfig(TrainingBudget):
+    """Settings of distill: which teacher layers the student keeps, how many examples it trains on, and the
+    training budget (compressors.training.TrainingBudget)."""
 
     layers: list[int] | None = None
     """Teacher layers copied into the student (0-based); default: `num_layers` evenly spaced ones from layer 0."""
     num_layers: PositiveInt = 3
-    max_steps: PositiveInt = 300
-    max_time_s: PositiveFloat = 300.0
-    """Training stops at whichever of max_steps and max_time_s comes first."""
-    batch_size: PositiveInt = 16
-    learning_rate: PositiveFloat = 2e-4
-    warmup_steps: int = Field(20, ge=0)
-    """Linear warm-up; then the rate decays linearly to zero at whichever budget (steps, time) ends first."""
-    temperature: PositiveFloat = 2.0
-    alpha: float = Field(0.5, ge=0.0, le=1.0)
-    """Weight of the soft-target loss; 1 - alpha weighs the hard labels."""
     train_examples: PositiveInt = 4000
     """The first N examples of the training split."""
-    max_seq_length: PositiveInt = 256
-    """Training window length (evaluation uses the run's sequence length)."""
-    seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_seed(cls, data: object) -> object:
+        if isinstance(data, dict) and "seed" in data:
+            raise ValueError("`seed` is no longer a distill setting: the suite's `seed` seeds the training")
+        return data
 
     @model_validator(mode="after")
     def _layers_distinct(self) -> DistillConfig:
@@ -123,21 +118,6 @@ class Distill(Compressor):
         """Hash of everything that determines the trained student, and what it covers."""
         return training.cache_key(ctx, self.config.model_dump(), examples, version=5)
 
-    def settings(self) -> TrainingSettings:
-        """The training part of the settings."""
-        c = self.config
-        return TrainingSettings(
-            max_steps=c.max_steps,
-            max_time_s=c.max_time_s,
-            batch_size=c.batch_size,
-            learning_rate=c.learning_rate,
-            warmup_steps=c.warmup_steps,
-            temperature=c.temperature,
-            alpha=c.alpha,
-            max_seq_length=c.max_seq_length,
-            seed=c.seed,
-        )
-
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
 
         model = eager(model, self.name)
@@ -157,7 +137,7 @@ class Distill(Compressor):
             ctx.facts.update(facts, cached=True)
             return TorchModel(student, model.tokenizer, model.device)
         student = make_student(model.module, keep)
-        facts = train_student(model, student, examples, ctx, self.settings())
+        facts = train_student(model, student, examples, ctx, self.config)
         publish_trained(cached, facts, student.save_pretrained)
         ctx.facts.update(facts, cached=False)
         return TorchModel(student.eval(), model.tokenizer, model.device)

@@ -14,7 +14,7 @@ from bench.core.model import ModelHandle
 from bench.core.settings import FloatRange, PluginConfig
 from bench.runtimes.torch import TorchModel, eager
 from compressors import training
-from compressors.training import TrainingSettings, cached_facts, publish_trained, train_student
+from compressors.training import TrainingBudget, cached_facts, publish_trained, train_student
 
 WEIGHTS = "model.safetensors"
 """The recovered weights in a cache entry (the pruning itself is redone: it is deterministic)."""
@@ -154,7 +154,7 @@ class PruneStructured(Compressor):
             load_model(pruned.module, str(cached / WEIGHTS))
             recovery.update(facts, cached=True)
         else:
-            settings = TrainingSettings(
+            settings = TrainingBudget(
                 max_steps=cfg.recover_steps,
                 max_time_s=cfg.recover_time_s,
                 batch_size=cfg.recover_batch_size,
@@ -163,7 +163,6 @@ class PruneStructured(Compressor):
                 temperature=2.0,
                 alpha=0.5,
                 max_seq_length=cfg.recover_seq_length,
-                seed=ctx.seed,
             )
             facts = train_student(teacher, pruned.module, examples, ctx, settings)
             publish_trained(cached, facts, lambda folder: save_model(pruned.module, str(folder / WEIGHTS)))

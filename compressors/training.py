@@ -12,11 +12,13 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, PositiveFloat, PositiveInt
+
 from bench.core.compressor import CompressContext
+from bench.core.settings import PluginConfig
 from bench.core.sources import Source
 from bench.runtimes.torch import TorchModel
 
@@ -24,22 +26,22 @@ MARKER = "training.json"
 """Written last into a cache entry: the training facts."""
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
-    """How a student is trained."""
+class TrainingBudget(PluginConfig):
+    """How a network is trained by distillation from the unpruned or full model: budget, optimizer and loss.
+    The suite's `seed` seeds it (the CompressContext's seed), so that one seed gives one trained model."""
 
-    max_steps: int
-    max_time_s: float
+    max_steps: PositiveInt = 300
+    max_time_s: PositiveFloat = 300.0
     """Training stops at whichever of max_steps and max_time_s comes first."""
-    batch_size: int
-    learning_rate: float
-    warmup_steps: int
+    batch_size: PositiveInt = 16
+    learning_rate: PositiveFloat = 2e-4
+    warmup_steps: int = Field(20, ge=0)
     """Linear warm-up; then the rate decays linearly to zero at whichever budget (steps, time) ends first."""
-    temperature: float
-    alpha: float
+    temperature: PositiveFloat = 2.0
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
     """Weight of the soft-target loss; 1 - alpha weighs the hard labels."""
-    max_seq_length: int
-    seed: int
+    max_seq_length: PositiveInt = 256
+    """Training window length (evaluation uses the run's sequence length)."""
 
 
 def content_identity(source: Source, revision: str | None) -> str:
@@ -110,6 +112,7 @@ def cache_key(
             "ids": hashlib.sha256(json.dumps([str(e.get("id")) for e in examples]).encode()).hexdigest(),
             "content": examples_identity(examples),
         },
+        "seed": ctx.seed,
         "version": version,
     }
     if ctx.chain_before:  # the teacher is what the earlier steps of the chain made of the model
@@ -118,16 +121,17 @@ def cache_key(
 
 
 def train_student(
-    teacher: TorchModel, student: Any, examples: list[dict[str, Any]], ctx: CompressContext, cfg: TrainingSettings
+    teacher: TorchModel, student: Any, examples: list[dict[str, Any]], ctx: CompressContext, cfg: TrainingBudget
 ) -> dict[str, Any]:
-    """Train `student` in place on `examples`; return the training facts (steps, time, losses)."""
+    """Train `student` in place on `examples`, seeded by the run's seed; return the training facts (steps, time,
+    losses)."""
     import torch
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(ctx.seed)
     batches = ctx.task.train_batches(teacher, examples, cfg.max_seq_length, cfg.batch_size)
     if not batches:
         raise ValueError("the training split gave no training batches")
-    rng = random.Random(cfg.seed)
+    rng = random.Random(ctx.seed)
     optimizer = torch.optim.AdamW(student.parameters(), lr=cfg.learning_rate)
     teacher.module.eval()
     student.train()

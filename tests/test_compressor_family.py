@@ -1,5 +1,6 @@
 """Each compressor of the family on the tiny model: its effect is really there."""
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,30 @@ def test_prune_structured_recovers_by_distillation_and_caches_it(tiny_run: TinyR
     again, _, ctx2, _ = apply(tiny_run, "prune-structured", config)
     assert ctx2.facts["recovery"]["cached"] and ctx2.facts["recovery"]["cache_key"] == recovery["cache_key"]
     assert torch.equal(logits(again, tiny_run), logits(trained, tiny_run))  # the cached weights, not retrained
+
+
+def test_the_suite_seed_seeds_distillation(tiny_run: TinyRun, tmp_path: Path) -> None:
+    config = {"num_layers": 1, "max_steps": 8, "batch_size": 4, "learning_rate": 1e-3, "max_seq_length": 64}
+    distill = COMPRESSORS.load("distill").from_mapping(config)
+
+    def student(seed: int, cache: str) -> dict[str, torch.Tensor]:
+        ctx = dataclasses.replace(tiny_run.context(), seed=seed, cache_dir=tmp_path / cache)
+        out = distill.compress(tiny_run.model(), ctx)
+        assert ctx.facts["cached"] is False  # trained here, each time in a fresh cache
+        return {name: value.clone() for name, value in out.module.state_dict().items()}
+
+    first, again, other = student(0, "a"), student(0, "b"), student(1, "c")
+    assert first.keys() == again.keys() == other.keys()
+    assert all(torch.equal(first[name], again[name]) for name in first)
+    assert any(not torch.equal(first[name], other[name]) for name in first)
+    context = tiny_run.context()
+    examples = context.training_examples(4)
+    keys = {distill.cache_key(dataclasses.replace(context, seed=seed), examples)[0] for seed in (0, 1)}
+    assert len(keys) == 2  # another seed trains another student: never served from the first one's cache
+
+
+def test_distill_refuses_its_old_seed_setting() -> None:
+    from bench.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="suite's `seed` seeds the training"):
+        COMPRESSORS.load("distill").from_mapping({"seed": 3})

@@ -16,9 +16,9 @@ from bench.core.census import state_dict_tensors, take_census
 from bench.core.device_memory import DeviceMemoryTracker
 from bench.core.environment import Environment, GpuInfo, capture
 from bench.core.latency import LatencySettings, time_calls, with_device_samples
-from bench.core.numerics import NonFiniteOutput, finite_scores_check, require_finite
 from bench.core.records import ErrorInfo, RunRecord, Status
 from bench.reuse import still_holds
+from bench.tasks.numerics import NonFiniteOutput, finite_scores_check, require_finite
 
 from .test_records import make_record
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
+
+from pydantic import JsonValue
 
 from bench.core.errors import ConfigError
 
@@ -16,11 +17,11 @@ def shipped_architectures() -> list[str]:
     return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
 
 
-def architecture_config(name: str) -> dict[str, Any]:
+def architecture_config(name: str) -> dict[str, JsonValue]:
     """A shipped architecture's config.json content (without its `_source` note)."""
     path = resources.files("bench") / "architectures" / f"{name}.json"
     if not path.is_file():
         raise ConfigError(f"unknown architecture '{name}'; shipped: {', '.join(shipped_architectures())}")
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, JsonValue] = json.loads(path.read_text(encoding="utf-8"))
     data.pop("_source", None)
     return data

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from torch import Tensor
+    from torch.nn import Module
 
 
 class Census(BaseModel):
@@ -32,8 +36,8 @@ class PackedWeight:
 
     dtype: str
     elements: int
-    stored: Any
-    values: Callable[[], Any] | None = None
+    stored: Tensor
+    values: Callable[[], Tensor] | None = None
     """The weight unpacked (for its non-zero count), where the runtime can unpack it here."""
 
 
@@ -41,25 +45,39 @@ class PackedWeight:
 class QuantizationState:
     """A tensor that describes how other weights are quantized (scales, code books): bytes, not parameters."""
 
-    stored: Any
+    stored: Tensor
 
+
+class HostArray(Protocol):
+    """A numpy array, as exported graphs hold their weights (only what a census reads of it)."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+Weight: TypeAlias = "Tensor | HostArray | PackedWeight | QuantizationState"
+"""One entry of a model's weight census: a torch tensor, a numpy array (exported graphs), a packed 4-bit weight
+or a quantization state."""
 
 PACKED_STATE_OWNERS = ("Linear4bit", "LinearNF4", "LinearFP4", "Linear8bitLt")
 """bitsandbytes layers: every state entry besides their weight and bias is quantization state."""
 
 
-def is_wrapper_tensor(value: Any) -> bool:
+def is_wrapper_tensor(value: object) -> bool:
     """A tensor subclass that stores other tensors (torchao's quantized weights, for example)."""
     return type(value).__name__ not in ("Tensor", "Parameter") and hasattr(value, "__tensor_flatten__")
 
 
-def state_dict_tensors(module: Any) -> Iterator[tuple[str, Any]]:
+def state_dict_tensors(module: Module) -> Iterator[tuple[str, Weight]]:
     """Weight tensors of a torch module, including packed quantized weights, each once."""
     import torch
 
     seen: set[tuple[int, int]] = set()
 
-    def walk(name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    def walk(name: str, value: object) -> Iterator[tuple[str, Weight]]:
         if isinstance(value, torch.Tensor) and is_wrapper_tensor(value):
             inner, _ = value.__tensor_flatten__()  # type: ignore[attr-defined]
             for part in inner:
@@ -84,7 +102,7 @@ def state_dict_tensors(module: Any) -> Iterator[tuple[str, Any]]:
             yield from walk(name, value)
 
 
-def _bnb_layers(module: Any) -> tuple[dict[str, PackedWeight], list[str]]:
+def _bnb_layers(module: Module) -> tuple[dict[str, PackedWeight], list[str]]:
     """The packed weights of bitsandbytes 4-bit layers (by state key) and the names of all bitsandbytes layers."""
     import math
 
@@ -107,20 +125,21 @@ def _bnb_layers(module: Any) -> tuple[dict[str, PackedWeight], list[str]]:
     return packed, owners
 
 
-def _unpacker(weight: Any, state: Any) -> Callable[[], Any]:
-    def unpack() -> Any:
+def _unpacker(weight: Tensor, state: object) -> Callable[[], Tensor]:
+    def unpack() -> Tensor:
         from bitsandbytes.functional import dequantize_4bit
 
-        return dequantize_4bit(weight.data, quant_state=state)
+        unpacked: Tensor = dequantize_4bit(weight.data, quant_state=state)
+        return unpacked
 
     return unpack
 
 
-def _dtype_name(tensor: Any) -> str:
+def _dtype_name(tensor: object) -> str:
     return str(getattr(tensor, "dtype", type(tensor).__name__)).removeprefix("torch.")
 
 
-def _is_weight(tensor: Any) -> bool:
+def _is_weight(tensor: object) -> bool:
     name = _dtype_name(tensor)
     return name.startswith(("float", "bfloat", "qint", "quint", "int8", "uint8", "float8")) or name in (
         "half",
@@ -129,7 +148,7 @@ def _is_weight(tensor: Any) -> bool:
     )
 
 
-def _nonzero(tensor: Any) -> int:
+def _nonzero(tensor: object) -> int:
     try:
         import torch
 
@@ -139,18 +158,20 @@ def _nonzero(tensor: Any) -> int:
             return int(torch.count_nonzero(tensor).item())
     except ImportError:  # numpy-only runtimes
         pass
-    import numpy as np
+    import numpy
 
-    return int(np.count_nonzero(tensor))
-
-
-def _elements(tensor: Any) -> int:
-    return int(tensor.numel() if hasattr(tensor, "numel") and callable(tensor.numel) else tensor.size)
+    return int(numpy.count_nonzero(numpy.asarray(tensor)))
 
 
-def _bytes(tensor: Any) -> int:
-    if hasattr(tensor, "element_size") and callable(tensor.element_size):
-        return _elements(tensor) * int(tensor.element_size())
+def _elements(tensor: object) -> int:
+    numel = getattr(tensor, "numel", None)
+    return int(numel() if callable(numel) else getattr(tensor, "size", 0))
+
+
+def _bytes(tensor: object) -> int:
+    element_size = getattr(tensor, "element_size", None)
+    if callable(element_size):
+        return _elements(tensor) * int(element_size())
     return int(getattr(tensor, "nbytes", 0))
 
 
@@ -164,7 +185,7 @@ def _packed_nonzero(weight: PackedWeight) -> int:
         return weight.elements
 
 
-def take_census(tensors: Iterable[tuple[str, Any]]) -> Census:
+def take_census(tensors: Iterable[tuple[str, Weight]]) -> Census:
     """Count logical parameters, non-zeros and dtypes over weights, and the bytes every dtype holds."""
     dtypes: Counter[str] = Counter()
     stored: Counter[str] = Counter()

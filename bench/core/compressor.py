@@ -8,21 +8,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from pydantic import BaseModel
 from typing_extensions import Self
 
 from bench.core import devices
-from bench.core.census import Census
+from bench.core.census import Census, HostArray
 from bench.core.model import Batch, ModelHandle
 from bench.core.settings import Dimension, Example, Facts, PluginConfig, validate_config
 from bench.core.shape import Shape
 from bench.core.sources import Source
 from bench.core.task import Task
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 class Trait(str, Enum):
@@ -63,7 +60,7 @@ class CalibrationData:
     batches: list[Batch]
     example_ids: list[str]
 
-    def single_inputs(self) -> list[dict[str, np.ndarray]]:
+    def single_inputs(self) -> list[dict[str, HostArray]]:
         """Every input on its own (batch of one) as numpy arrays: what ONNX Runtime's and NNCF's calibration
         readers take."""
         return [

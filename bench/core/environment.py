@@ -8,12 +8,14 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 import psutil
 from pydantic import BaseModel
+
+from bench.core.nvml import LimitValue
 
 ISA_FLAGS = (
     "sse4_2",
@@ -175,20 +177,22 @@ def _gpus() -> list[GpuInfo]:
         props = torch.cuda.get_device_properties(i)
         uuid = str(getattr(props, "uuid", "")) or None
         out.append(
-            GpuInfo(
-                name=props.name,
-                compute_capability=f"{props.major}.{props.minor}",
-                memory_bytes=int(props.total_memory),
-                driver=driver,
-                cuda=torch.version.cuda,
-                uuid=uuid,
-                **_limits(uuid),
+            GpuInfo.model_validate(
+                {
+                    "name": props.name,
+                    "compute_capability": f"{props.major}.{props.minor}",
+                    "memory_bytes": int(props.total_memory),
+                    "driver": driver,
+                    "cuda": torch.version.cuda,
+                    "uuid": uuid,
+                    **_limits(uuid),
+                }
             )
         )
     return out
 
 
-def _limits(uuid: str | None) -> dict[str, Any]:
+def _limits(uuid: str | None) -> dict[str, LimitValue]:
     from bench.core import nvml
 
     handle = nvml.handle_for(uuid)
@@ -255,7 +259,7 @@ def default_threads() -> int:
     return psutil.cpu_count(logical=False) or os.cpu_count() or 1
 
 
-def describe(env: Environment | dict[str, Any]) -> str:
+def describe(env: Environment | Mapping[str, object]) -> str:
     """One line naming the machine, for warnings and report headers."""
     e = env if isinstance(env, Environment) else Environment.model_validate(env)
     gpu = f", {e.gpus[0].name}" if e.gpus else ""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -75,7 +75,7 @@ class LatencyResult(BaseModel):
 
 
 def time_calls(
-    call: Callable[[T], Any],
+    call: Callable[[T], object],
     inputs: Sequence[T],
     settings: LatencySettings,
     synchronize: Callable[[], None] = lambda: None,
@@ -148,7 +148,7 @@ def latency_result(
 
 
 def measure_latency(
-    call: Callable[[T], Any],
+    call: Callable[[T], object],
     inputs: Sequence[T],
     settings: LatencySettings,
     shape: Shape,

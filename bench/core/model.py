@@ -14,10 +14,10 @@ from pydantic import BaseModel
 from bench.core.attention import executed, pattern
 
 if TYPE_CHECKING:
-    import numpy as np
     from torch import Tensor
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
 
+    from bench.core.census import Weight
     from bench.core.latency import DeviceTimer
 
 Tokenizer: TypeAlias = "PreTrainedTokenizerBase"
@@ -136,7 +136,7 @@ class ModelHandle(ABC):
         """Serialize the model's weights and graph as a user would ship them; return the files written."""
 
     @abstractmethod
-    def tensors(self) -> Iterator[tuple[str, Tensor | np.ndarray]]:
+    def tensors(self) -> Iterator[tuple[str, Weight]]:
         """Every weight tensor (torch or numpy), for parameter, sparsity and dtype census."""
 
     def operators(self) -> dict[str, int] | None:

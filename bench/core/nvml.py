@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeAlias
+
+NvmlHandle: TypeAlias = object
+"""An opaque pynvml device handle."""
+LimitValue: TypeAlias = "bool | int | float"
 
 
-def handle_for(uuid: str | None) -> Any | None:
+def handle_for(uuid: str | None) -> NvmlHandle | None:
     """The NVML handle of the GPU with this UUID (torch's, with or without NVML's 'GPU-' prefix), or None
     without nvidia-ml-py, a driver or such a GPU. NVML numbers devices in PCI order, which
     CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER can make differ from CUDA's: hence the UUID."""
@@ -24,7 +28,7 @@ def handle_for(uuid: str | None) -> Any | None:
     return None
 
 
-def limits(handle: Any) -> dict[str, Any]:
+def limits(handle: NvmlHandle) -> dict[str, LimitValue]:
     """MIG mode, maximum clocks and the enforced power limit, each where this GPU reports it."""
     import pynvml
 
@@ -34,7 +38,7 @@ def limits(handle: Any) -> dict[str, Any]:
         "memory_clock_max_mhz": lambda: int(pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM)),
         "power_limit_w": lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000,
     }
-    found: dict[str, Any] = {}
+    found: dict[str, LimitValue] = {}
     for key, read in readers.items():
         try:
             found[key] = read()
@@ -43,7 +47,7 @@ def limits(handle: Any) -> dict[str, Any]:
     return found
 
 
-def memory_used(handle: Any) -> int:
+def memory_used(handle: NvmlHandle) -> int:
     """Bytes in use on the device, by every process and context."""
     import pynvml
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -22,7 +21,7 @@ from bench.core.errors import BenchError
 from bench.core.latency import LatencyResult
 from bench.core.metrics import MetricValue
 from bench.core.model import ExecutedPrecision
-from bench.core.settings import Facts
+from bench.core.settings import Facts, Prediction
 from bench.core.size import SavedSize
 from bench.core.spec import RunSpec
 
@@ -225,7 +224,11 @@ def _source(location: object) -> object:
     return {"location": location, "local": Path(location).is_absolute(), "architecture": False}
 
 
-def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+RawRecord = dict[str, object]
+"""A record's JSON as read, before validation."""
+
+
+def _v1_to_v2(data: RawRecord) -> RawRecord:
     """Schema 2: typed sources, one shape object, `task.config` (was `task.options`)."""
     spec = data.get("spec")
     if isinstance(spec, dict):
@@ -237,17 +240,18 @@ def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
         task = spec.get("task")
         if isinstance(task, dict) and "options" in task:
             task["config"] = task.pop("options")
-    for result in (data.get("latency") or {}).values():
+    latency = data.get("latency")
+    for result in latency.values() if isinstance(latency, dict) else ():
         if isinstance(result, dict) and "batch_size" in result:
             result["shape"] = {"batch_size": result.pop("batch_size"), "sequence_length": result.pop("sequence_length")}
     return data
 
 
 # Migrations from version N to N+1, applied in order when an older record is loaded.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[RawRecord], RawRecord]] = {1: _v1_to_v2}
 
 
-def migrate(data: dict[str, Any], path: Path | str = "record") -> dict[str, Any]:
+def migrate(data: RawRecord, path: Path | str = "record") -> RawRecord:
     """Bring a raw record up to SCHEMA_VERSION."""
     version = data.get("schema_version")
     if not isinstance(version, int):
@@ -344,12 +348,12 @@ def iter_record_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def write_predictions(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_predictions(path: Path, rows: Sequence[Prediction]) -> None:
     """Per-example predictions as JSON lines, written atomically."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows))
 
 
-def read_predictions(path: Path) -> list[dict[str, Any]]:
+def read_predictions(path: Path) -> list[Prediction]:
     """Rows written by write_predictions; ValueError when a line is not a JSON object."""
     with path.open(encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh if line.strip()]
@@ -368,7 +372,7 @@ class LoadedRecords:
     files: dict[int, Path] = field(default_factory=dict)
     """id(record) -> the record's file, to find its predictions beside it."""
 
-    def predictions(self, record: RunRecord) -> list[dict[str, Any]] | None:
+    def predictions(self, record: RunRecord) -> list[Prediction] | None:
         """The record's per-example predictions, or None when they are missing or unreadable (then listed in
         `unreadable`). Only a file in the record's own folder is read, whatever the record names."""
         path = self.files.get(id(record))

@@ -6,13 +6,14 @@ import difflib
 import re
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -60,7 +61,7 @@ class ModelConfig(StrictModel):
     label: str | None = None
     architecture: str | None = Field(default=None, min_length=1)
     """A config shipped in bench/architectures (real shapes); weights random, so accuracy is not meaningful."""
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, JsonValue] = Field(default_factory=dict)
     """For `architecture`: config values that replace the shipped ones (a smaller model for tests)."""
     tokenizer_corpus: list[str] = Field(default_factory=list)
     """For `architecture`: files or folders (relative to the suite or the data directory) whose text trains
@@ -69,7 +70,7 @@ class ModelConfig(StrictModel):
     """transformers' `attn_implementation` for every row (a row may set its own); default: transformers'
     choice (sdpa where the model family has it, else eager)."""
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, JsonValue]:
         """What names the model in run keys (an unset attention leaves the keys of older records alone)."""
         return self.model_dump(exclude=set() if self.attention else {"attention"})
 
@@ -120,14 +121,14 @@ class TaskConfig(StrictModel):
     calibration_split: str = "train"
     calibration_dataset: str | None = None
     """Where calibration and training examples come from when not from `dataset` (a file or dataset name)."""
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, JsonValue] = Field(default_factory=dict)
     """The task plugin's settings, validated by its `Config` (`options` is the deprecated name)."""
     offset: NonNegativeInt = 0
     """Examples of the split skipped before the `limit` evaluated ones (`bench tune` trials use it)."""
     tuning: TuningConfig | None = None
     """Where `bench tune` draws its tuning examples (not used by `bench run`)."""
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, JsonValue]:
         """What shapes a run's figures, for run keys: the tuning section does not, nor a zero offset (so
         that records stored before these keys existed keep their keys)."""
         return self.model_dump(exclude={"tuning", *(() if self.offset else ("offset",))})
@@ -156,7 +157,7 @@ class TaskConfig(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _options_is_config(cls, data: Any) -> Any:
+    def _options_is_config(cls, data: object) -> object:
         if isinstance(data, dict) and "options" in data:
             if "config" in data:
                 raise ValueError("give `config` only: `options` is its deprecated name")
@@ -169,7 +170,7 @@ class CompressorStep(StrictModel):
     """One compressor of a chain."""
 
     name: str = Field(min_length=1)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class CompressorConfig(StrictModel):
@@ -180,12 +181,12 @@ class CompressorConfig(StrictModel):
 
     name: str | None = Field(default=None, min_length=1)
     label: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, JsonValue] = Field(default_factory=dict)
     chain: list[CompressorStep] | None = None
     attention: Attention | None = None
     """This row's attention implementation, replacing the model's (eager and sdpa rows side by side)."""
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, JsonValue]:
         """What names the row in run keys (an unset attention leaves the keys of older records alone)."""
         return self.model_dump(exclude=set() if self.attention else {"attention"})
 
@@ -323,7 +324,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The config class that owns the last key of `loc`, to suggest close key names."""
-    model: Any = SuiteConfig
+    model: object = SuiteConfig
     for part in loc[:-1]:
         if isinstance(part, int):
             continue

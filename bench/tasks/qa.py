@@ -13,13 +13,13 @@ from pydantic import Field, JsonValue, PositiveInt
 from bench.core.errors import DataNotFoundError
 from bench.core.metrics import MetricValue, exact_match, per_example_squad, squad_scores, token_f1
 from bench.core.model import Batch, ModelHandle, Outputs, Tokenizer
-from bench.core.numerics import require_finite
 from bench.core.settings import Example, PluginConfig, Prediction, integers_field, text_field, texts_field
 from bench.core.shape import Shape
 from bench.core.sources import Source
 from bench.core.task import EvalOutput, Task
 from bench.runtimes.torch import TorchModel
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
+from bench.tasks.numerics import require_finite
 from bench.tasks.squad_data import load_squad
 
 if TYPE_CHECKING:

@@ -19,7 +19,6 @@ from bench.core.generation_timing import time_generation
 from bench.core.latency import LatencyResult, LatencySettings
 from bench.core.metrics import MetricValue
 from bench.core.model import Batch, ModelHandle, Outputs, Tokenizer
-from bench.core.numerics import finite_scores_check
 from bench.core.settings import Example, PluginConfig, Prediction, text_field, texts_field
 from bench.core.shape import Shape
 from bench.core.sources import Source
@@ -27,6 +26,7 @@ from bench.core.task import EvalOutput, Task
 from bench.runtimes.torch import TorchModel
 from bench.tasks.generation_metrics import bleu_chrf, length_metrics, rouge, rouge_per_example, sentence_chrf
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
+from bench.tasks.numerics import finite_scores_check
 from bench.tasks.seq2seq_data import load_parallel, load_summaries
 
 if TYPE_CHECKING:

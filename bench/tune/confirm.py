@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from bench.core.errors import BenchError
 from bench.core.launcher import ResolvedSuite
 from bench.core.records import PREDICTIONS_SUFFIX, RunRecord, Status, read_predictions
+from bench.core.settings import Prediction
 from bench.core.suite import CompressorConfig
 from bench.plan import BASELINE
 from bench.report.bootstrap import accuracy_delta
@@ -67,7 +68,7 @@ class Confirmation:
     """None when the chosen configuration failed on the evaluation examples."""
 
 
-def _predictions(folder: Path, record: RunRecord) -> list[dict[str, object]]:
+def _predictions(folder: Path, record: RunRecord) -> list[Prediction]:
     path = folder / f"{record.spec.key}{PREDICTIONS_SUFFIX}"
     return read_predictions(path) if path.is_file() else []
 
