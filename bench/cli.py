@@ -167,7 +167,8 @@ def _console() -> Console:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """`bench validate SUITE...`: each suite's problem as one line; exit 2 when any has one."""
-    from bench.runner import RunOptions, plan
+    from bench.core.launcher import RunOptions
+    from bench.launchers.sequence import plan
 
     failed = 0
     for path in args.suite:
@@ -283,9 +284,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """`bench run SUITE`."""
 
+    from bench.core.launcher import RunOptions
     from bench.interrupts import interruptible
     from bench.report.console import print_summary
-    from bench.runner import RunOptions, run_suite
 
     if args.limit is not None and args.limit < 1:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
@@ -297,7 +298,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BenchError(f"--only {unknown[0]}: no such compressor row in the suite; rows: {', '.join(sorted(labels))}")
     from bench.core.registry import LAUNCHERS
 
-    LAUNCHERS.entry(args.launcher)  # an unknown launcher is bad input, before anything starts
+    launcher_class = LAUNCHERS.load(args.launcher)  # an unknown launcher is bad input, before anything starts
     for flag, value in (("--max-parallel", args.max_parallel), ("--gpu-runs-per-node", args.gpu_runs_per_node)):
         if value is not None and value < 1:
             raise BenchError(f"{flag} must be a positive number, got {value}")
@@ -321,7 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for resolved in members:
             model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())
             console.print(f"[bold]{resolved.suite.name}[/bold]: model {model}, data {data}", highlight=False)
-            outcomes += run_suite(resolved, options, console)
+            outcomes += launcher_class(options).run(resolved, console)
     print_summary([o.record for o in outcomes], console)
     return EXIT_FAILED if any(o.record.status.failed for o in outcomes) else EXIT_OK
 

@@ -36,7 +36,8 @@ class TrainingBudget(PluginConfig):
     batch_size: PositiveInt = 16
     learning_rate: PositiveFloat = 2e-4
     warmup_steps: int = Field(20, ge=0)
-    """Linear warm-up; then the rate decays linearly to zero at whichever budget (steps, time) ends first."""
+    """Linear warm-up; then the rate decays linearly to zero at whichever budget (steps, time) ends first
+    (see schedule_progress: a step budget that binds gives a reproducible model, a time budget cannot)."""
     temperature: PositiveFloat = 2.0
     alpha: float = Field(0.5, ge=0.0, le=1.0)
     """Weight of the soft-target loss; 1 - alpha weighs the hard labels."""
@@ -120,6 +121,15 @@ def cache_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16], payload
 
 
+def schedule_progress(steps: int, elapsed_s: float, cfg: TrainingBudget) -> float:
+    """How far the learning-rate decay has gone (0 to 1). While the steps done so far project to finish the
+    step budget within the time budget, the decay follows the steps alone, so that one seed gives one trained
+    model; once time would end training first, the decay follows time, reaching zero when it ends."""
+    by_steps = steps / cfg.max_steps
+    on_pace = steps == 0 or elapsed_s / steps * cfg.max_steps <= cfg.max_time_s
+    return by_steps if on_pace else max(by_steps, elapsed_s / cfg.max_time_s)
+
+
 def train_student(
     teacher: TorchModel, student: Any, examples: list[dict[str, Any]], ctx: CompressContext, cfg: TrainingBudget
 ) -> dict[str, Any]:
@@ -139,7 +149,7 @@ def train_student(
     order: list[int] = []
     start = time.perf_counter()
     while len(losses) < cfg.max_steps and time.perf_counter() - start < cfg.max_time_s:
-        progress = max(len(losses) / cfg.max_steps, (time.perf_counter() - start) / cfg.max_time_s)
+        progress = schedule_progress(len(losses), time.perf_counter() - start, cfg)
         warm = min(1.0, (len(losses) + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
         for group in optimizer.param_groups:
             group["lr"] = cfg.learning_rate * warm * max(0.0, 1.0 - progress)

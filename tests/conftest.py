@@ -275,7 +275,8 @@ class TinyRun:
 
     def __init__(self, suite_path: Path, workdir: Path, flags: frozenset[str]) -> None:
         from bench.config import load_suite
-        from bench.runner import RunOptions, plan
+        from bench.core.launcher import RunOptions
+        from bench.launchers.sequence import plan
         from bench.validate import resolve
 
         resolved = resolve(load_suite(suite_path), suite_path)

@@ -11,10 +11,11 @@ from bench.config import load_suite
 from bench.core.attention import executed, unsupported_by_model, unsupported_here
 from bench.core.compilation import RecompileWatch
 from bench.core.latency import LatencySettings, measure_latency
+from bench.core.launcher import RunOptions
 from bench.core.model import Compilation
 from bench.core.records import Status, load_record
 from bench.core.shape import Shape
-from bench.runner import RunOptions, plan
+from bench.launchers.sequence import plan
 from bench.validate import resolve
 
 from .conftest import TinyRun

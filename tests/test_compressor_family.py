@@ -264,3 +264,12 @@ def test_distill_refuses_its_old_seed_setting() -> None:
 
     with pytest.raises(ConfigError, match="suite's `seed` seeds the training"):
         COMPRESSORS.load("distill").from_mapping({"seed": 3})
+
+
+def test_the_learning_rate_decays_by_steps_unless_time_ends_training_first() -> None:
+    from compressors.training import TrainingBudget, schedule_progress
+
+    budget = TrainingBudget(max_steps=100, max_time_s=10.0)
+    assert schedule_progress(0, 0.001, budget) == 0.0
+    assert schedule_progress(50, 2.0, budget) == 0.5  # on pace for 100 steps in 4 s: by steps, not by clock
+    assert schedule_progress(10, 5.0, budget) == 0.5  # 100 steps would take 50 s: time ends first

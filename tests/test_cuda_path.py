@@ -51,7 +51,8 @@ def test_a_numbered_gpu_reaches_onnx_runtime_and_the_run_key() -> None:
 
 def test_a_suite_on_cuda_1_plans_runs_keyed_without_a_colon(tiny_suite: Path, tmp_path: Path) -> None:
     from bench.config import load_suite
-    from bench.runner import RunOptions, plan
+    from bench.core.launcher import RunOptions
+    from bench.launchers.sequence import plan
     from bench.validate import resolve
 
     suite = load_suite(tiny_suite).model_copy(update={"devices": ["cuda:1"]})
@@ -217,7 +218,7 @@ def test_a_cpu_suite_does_not_import_torch_to_check_its_records() -> None:
     import sys
 
     code = (
-        "import sys\nfrom bench.runner import environment_for\nfrom tests.test_records import make_spec\n"
+        "import sys\nfrom bench.launchers.sequence import environment_for\nfrom tests.test_records import make_spec\n"
         "environment_for([make_spec().device])\nprint('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -14,8 +14,8 @@ from bench.core.records import Status, atomic_write_text
 from bench.failure import dumped_stack
 from bench.folder_lock import FolderBusy, folder_lock
 from bench.interrupts import Interrupted, interruptible, shielded
+from bench.launchers.single_run import _failure
 from bench.launchers.watchdog import LaunchResult, Limits, LogPump, launch, log_tail
-from bench.runner import _failure
 
 from .conftest import write_suite
 from .test_plan import runs

@@ -19,9 +19,9 @@ from bench.core.environment import capture
 from bench.core.errors import BenchError
 from bench.core.launcher import Launcher, ResolvedSuite, RunOptions
 from bench.core.registry import LAUNCHERS
-from bench.launchers.local_suite import LocalLauncher
+from bench.launchers.local import LocalLauncher
+from bench.launchers.ray_cluster import SLOT, cluster_threads, local_cluster_file, local_paths, preflight
 from bench.launchers.ray_node import NodeFacts
-from bench.launchers.ray_suite import SLOT, cluster_threads, local_cluster_file, local_paths, preflight
 from bench.validate import resolve
 
 from .conftest import REPO, write_suite

@@ -1,9 +1,9 @@
 """The launcher contract: a plugin that executes a suite's planned runs somewhere and stores every outcome.
 
-A launcher gets the resolved suite and the command's options and returns one Outcome per selected run. The
-pieces every launcher needs (planning, --only, reuse of stored records, the progress board, running one
-worker) live in bench.runner and bench.launchers.board; what a launcher decides is where each run executes
-and in which order. Launchers register in the entry-point group `bench.launchers`, as compressors do.
+A launcher gets the resolved suite and the command's options and returns one Outcome per selected run.
+Launchers register in the entry-point group `bench.launchers`, as compressors do. Most subclass
+bench.launchers.sequence.SuiteLauncher, which owns what every launcher does (plan, lock, clean, select,
+reuse) and leaves them only where and in what order the runs execute.
 """
 
 from __future__ import annotations

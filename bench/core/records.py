@@ -337,6 +337,16 @@ def load_record(path: Path) -> RunRecord:
         raise RecordError(f"{path}: invalid record at {where}: {first['msg']}") from None
 
 
+def stored_record(path: Path) -> RunRecord | None:
+    """The record at `path`, or None when there is none or it cannot be read."""
+    if not path.is_file():
+        return None
+    try:
+        return load_record(path)
+    except RecordError:
+        return None
+
+
 def iter_record_files(root: Path) -> Iterator[Path]:
     """Record files under `root` (a folder searched recursively, or one file)."""
     if root.is_file():

@@ -19,7 +19,7 @@ from bench import __version__
 from bench.core.environment import Environment, capture, default_threads, machine_name
 from bench.core.records import LOG_SUFFIX, PREDICTIONS_SUFFIX, Placement, RunRecord
 from bench.core.spec import RunSpec
-from bench.runner import run_one
+from bench.launchers.single_run import run_one
 
 SCRATCH_PREFIX = "bench-ray-"
 

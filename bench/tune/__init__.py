@@ -17,8 +17,8 @@ from bench.core.environment import machine_name
 from bench.core.errors import BenchError
 from bench.core.launcher import ResolvedSuite
 from bench.folder_lock import folder_lock
+from bench.launchers.sequence import clean_work
 from bench.plan import results_folder
-from bench.runner import clean_work
 from bench.tune import optuna_search, sensitivity
 from bench.tune.confirm import Confirmation, confirm, evaluation_ids
 from bench.tune.goals import Budget, Objective

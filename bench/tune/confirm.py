@@ -9,13 +9,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from bench.core.errors import BenchError
-from bench.core.launcher import ResolvedSuite
+from bench.core.launcher import ResolvedSuite, RunOptions
 from bench.core.records import PREDICTIONS_SUFFIX, RunRecord, Status, read_predictions
 from bench.core.settings import Prediction
 from bench.core.suite import CompressorConfig
+from bench.launchers.sequence import plan
 from bench.plan import BASELINE
 from bench.report.bootstrap import accuracy_delta
-from bench.runner import RunOptions, plan
 from bench.tune.goals import Budget, Objective
 from bench.tune.trials import TrialRunner
 

@@ -11,13 +11,14 @@ from rich.console import Console
 
 from bench.core.environment import Environment
 from bench.core.errors import BenchError
-from bench.core.launcher import ResolvedSuite
+from bench.core.launcher import ResolvedSuite, RunOptions
 from bench.core.records import RunRecord, Status
 from bench.core.spec import RunSpec
 from bench.core.suite import CompressorConfig, SuiteConfig
+from bench.launchers.sequence import environment_for, plan, reusable
+from bench.launchers.single_run import run_one
 from bench.plan import BASELINE
 from bench.report.text import for_console
-from bench.runner import RunOptions, environment_for, plan, reusable, run_one
 from bench.tune.goals import Budget, Objective
 
 

@@ -1,73 +1,39 @@
-"""Run a suite: plan it, pick a launcher, and the pieces launchers share (reuse of stored records, one run
-in a fresh worker process with a record whatever happens to it)."""
+"""One run in a fresh worker process, watched from outside, with a record whatever happens to it: the worker
+writes its own; for a worker that crashes, hangs, outgrows its memory or breaks the worker's contract, one is
+written here from how it ended and what its progress file says it reached."""
 
 from __future__ import annotations
 
 import contextlib
 import shutil
 import signal
-from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
-from rich.console import Console
 
 from bench import __version__
-from bench.core import devices
-from bench.core.environment import Environment, capture, default_threads, machine_name
+from bench.core.environment import capture, machine_name
 from bench.core.job import Job, read_progress
 from bench.core.job import Progress as WorkerProgress
-from bench.core.launcher import Outcome, ResolvedSuite, RunOptions
 from bench.core.records import (
     PREDICTIONS_SUFFIX,
     ErrorInfo,
-    RecordError,
     RunRecord,
     Status,
-    load_record,
     record_path,
     save_record,
+    stored_record,
     supersede,
 )
 from bench.core.registry import COMPRESSORS, TASKS, PluginError
 from bench.core.spec import RunSpec
 from bench.failure import dumped_stack, registered_files
 from bench.interrupts import shielded
-from bench.launchers.board import DONE_STATUSES
-from bench.launchers.watchdog import LaunchResult, Limits, launch, log_tail, reap
-from bench.plan import expand
-from bench.reuse import still_holds
+from bench.launchers.watchdog import LaunchResult, Limits, launch, log_tail
 
-__all__ = ["DONE_STATUSES", "Outcome", "RunOptions"]
 DEFAULT_RAM_SHARE = 0.8
 """The memory watchdog's default limit, as a share of the machine's RAM."""
-
-
-def plan(resolved: ResolvedSuite, options: RunOptions, threads: int | None = None) -> list[RunSpec]:
-    """The suite's runs under these options; `threads` is the default thread count of the machines that
-    will run them (this machine's physical cores when None), used where the suite sets none."""
-    suite = resolved.suite
-    return expand(
-        suite,
-        model_source=resolved.model,
-        dataset_source=resolved.dataset,
-        calibration_source=resolved.calibration,
-        plugins=resolved.plugins,
-        tokenizer_corpus=resolved.tokenizer_corpus,
-        threads=suite.measurement.threads or threads or default_threads(),
-        limit=options.limit,
-        quick=options.quick,
-    )
-
-
-def _stored(path: Path) -> RunRecord | None:
-    if not path.is_file():
-        return None
-    try:
-        return load_record(path)
-    except RecordError:
-        return None
 
 
 def _signal_name(returncode: int | None) -> str | None:
@@ -181,7 +147,7 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
         offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
         limit = memory_limit(spec)
         result = launch(job_path, log_path, Limits(spec.measurement.timeout_s, limit), spec.threads, offline)
-        record = _stored(path)
+        record = stored_record(path)
         if record is None:
             record = _failure_record(spec, result, limit, read_progress(workdir), log_path)
             save_record(record, folder)
@@ -189,53 +155,3 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
     finally:
         with shielded():
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def clean_work(folder: Path, console: Console) -> None:
-    """Stop what a killed `bench run` left running in this folder and remove its work folders. Called with
-    the folder's lock held, so no work folder here belongs to a live run."""
-    work = folder / ".work"
-    if not work.is_dir():
-        return
-    stale = [p for p in work.iterdir() if p.is_dir()]
-    stopped = sum(reap(p) for p in stale)
-    size = sum(f.stat().st_size for p in stale for f in p.rglob("*") if f.is_file())
-    for p in stale:
-        shutil.rmtree(p, ignore_errors=True)
-    if stale:
-        console.print(
-            f"  [yellow]cleaned up after an interrupted run:[/yellow] removed {len(stale)} work folder(s) "
-            f"({size / 1e6:.1f} MB), stopped {stopped} leftover process(es)"
-        )
-
-
-def run_suite(resolved: ResolvedSuite, options: RunOptions, console: Console) -> list[Outcome]:
-    """Run (or reuse) every selected run of the suite with the launcher the options name."""
-    from bench.core.registry import LAUNCHERS
-
-    launcher = LAUNCHERS.load(options.launcher)(options)
-    return launcher.run(resolved, console)
-
-
-def selected(specs: list[RunSpec], only: list[str] | None) -> list[RunSpec]:
-    """The runs of the rows named by --only (all when None), in plan order."""
-    return [s for s in specs if only is None or s.compressor.display_name in only]
-
-
-def baseline_keys(specs: list[RunSpec]) -> dict[str, str]:
-    """Each group's baseline run key (from the whole plan, so that --only keeps its agreement)."""
-    return {s.group: s.key for s in specs if s.is_baseline}
-
-
-def environment_for(device_names: Iterable[str]) -> Environment:
-    """This machine's environment, with its GPUs when one of the devices is CUDA (which imports torch)."""
-    return capture(gpus=any(devices.is_cuda(d) for d in device_names))
-
-
-def reusable(folder: Path, spec: RunSpec, here: Environment, force: bool = False) -> RunRecord | None:
-    """The stored record of this run when it can stand for a new one: done (ok or skipped), decided in an
-    environment that still holds (see bench.reuse), and not forced to run again."""
-    stored = None if force else _stored(record_path(folder, spec.key))
-    if stored is not None and stored.status in DONE_STATUSES and still_holds(stored, here):
-        return stored
-    return None
