@@ -333,6 +333,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from bench.core.records import load_records
     from bench.report import markdown
+    from bench.report.document import Document
     from bench.report.provenance import provenance
     from bench.report.publish import parse_formats, publish
     from bench.report.table import build_tables
@@ -349,7 +350,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.output is None:
         tables = build_tables(loaded.records, loaded.predictions, args.baseline)
         when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        text = markdown.render(tables, provenance(loaded.records, loaded.unreadable), when)
+        text = markdown.render(Document(tables, provenance(loaded.records, loaded.unreadable), when))
         written = []
     else:
         written = publish(loaded, args.output, formats, args.baseline, force=args.force)

@@ -50,6 +50,10 @@ class LocalCluster:
         self.id = uuid.uuid4().hex
         self.port = free_port()
         self.env = dict(env, **{MARKER: self.id, "RAY_AUTH_MODE": "token"})
+        # Ray 2.60 starts clusters with token authentication: each node reads the token this machine holds
+        # (a private `ray.init` makes one; a fresh machine has none until it is generated)
+        token = subprocess.run([RAY, "get-auth-token", "--generate"], env=self.env, capture_output=True, timeout=60)
+        assert token.returncode == 0, token.stderr.decode()[-2000:]
         self.address = f"127.0.0.1:{self.port}"
         self.flags = ["--launcher", "ray", "--address", self.address]
 

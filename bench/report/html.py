@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from bench.report.document import Document
 from bench.report.markdown import LEGEND, delta_text, format_value
-from bench.report.provenance import Provenance, header_lines
+from bench.report.provenance import header_lines
 from bench.report.scaling import SCALING_HEADER, SCALING_LEGEND, Series, scaling_rows
 from bench.report.table import Column, GroupTable, extremes
 from bench.report.text import plain
@@ -113,20 +114,15 @@ def render_scaling(by_task: dict[str, list[Series]], images: Sequence[str]) -> s
     return "\n".join(out)
 
 
-def render(
-    tables: Sequence[GroupTable],
-    prov: Provenance,
-    generated: str,
-    images: dict[int, list[str]] | None = None,
-    scaling: tuple[dict[str, list[Series]], list[str]] | None = None,
-) -> str:
-    """The whole page (`scaling`: the series over several lengths, by task, and their figures)."""
+def render(doc: Document) -> str:
+    """The whole page."""
+    tables, prov, generated = doc.tables, doc.prov, doc.generated
     rows = "".join(f"<dt>{escape(label)}</dt><dd>{escape(text)}</dd>" for label, text in header_lines(prov))
     warnings = "".join(f'<div class="warning"><strong>Warning:</strong> {escape(w)}</div>' for w in prov.warnings)
     legend = escape(LEGEND).replace("**n.s.**", "<em>n.s.</em>").replace("**Bold**", "Green").replace("_italic_", "red")
-    body = "\n".join(render_table(t, (images or {}).get(i, [])) for i, t in enumerate(tables))
-    if scaling and scaling[0]:
-        body = render_scaling(*scaling) + "\n" + body
+    body = "\n".join(render_table(t, doc.images.get(i, [])) for i, t in enumerate(tables))
+    if doc.scaling and doc.scaling[0]:
+        body = render_scaling(*doc.scaling) + "\n" + body
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from bench.report.provenance import Provenance, header_lines
+from bench.report.document import Document
+from bench.report.provenance import header_lines
 from bench.report.scaling import SCALING_HEADER, SCALING_LEGEND, Series, scaling_rows
 from bench.report.table import Column, GroupTable, extremes
 from bench.report.text import plain
@@ -108,15 +109,9 @@ def render_scaling(by_task: dict[str, list[Series]], images: Sequence[str]) -> s
     return "\n".join(lines)
 
 
-def render(
-    tables: Sequence[GroupTable],
-    prov: Provenance,
-    generated: str,
-    images: dict[int, list[str]] | None = None,
-    scaling: tuple[dict[str, list[Series]], list[str]] | None = None,
-) -> str:
-    """The whole Markdown report; `images` lists each table's plot files (by table index); `scaling` holds
-    the series over several lengths, by task, and their figures."""
+def render(doc: Document) -> str:
+    """The whole Markdown report."""
+    tables, prov, generated = doc.tables, doc.prov, doc.generated
     out = ["# bench report", "", f"Generated at {generated} from {prov.records} records.", ""]
     out += [f"- {label}: {escape(text)}" for label, text in header_lines(prov)]
     out += [
@@ -126,12 +121,12 @@ def render(
     ]
     out += [f"> **Warning:** {escape(w)}" for w in prov.warnings]
     out += ["", LEGEND, ""]
-    if scaling and scaling[0]:
-        out.append(render_scaling(*scaling))
+    if doc.scaling and doc.scaling[0]:
+        out.append(render_scaling(*doc.scaling))
     for i, table in enumerate(tables):
         out.append(render_table(table))
-        for image in (images or {}).get(i, []):
+        for image in doc.images.get(i, []):
             out.append(f"![{escape(image)}]({image})")
-        if (images or {}).get(i):
+        if doc.images.get(i):
             out.append("")
     return "\n".join(out)

@@ -17,6 +17,7 @@ from pathlib import Path
 from bench.core.errors import BenchError
 from bench.core.records import LoadedRecords
 from bench.report import html, markdown
+from bench.report.document import Document
 from bench.report.export import flat_frame, write_csv, write_parquet
 from bench.report.plots import scaling_figures, table_figures
 from bench.report.provenance import Provenance, provenance
@@ -105,9 +106,9 @@ def _render(folder: Path, tables: list[GroupTable], prov: Provenance, when: str,
         scaling = (by_task, scaling_figures(by_task, folder))
         written += [folder / name for name in scaling[1]]
     if "md" in formats:
-        written.append(_write(folder / "README.md", markdown.render(tables, prov, when, images, scaling)))
+        written.append(_write(folder / "README.md", markdown.render(Document(tables, prov, when, images, scaling))))
     if "html" in formats:
-        written.append(_write(folder / "index.html", html.render(tables, prov, when, images, scaling)))
+        written.append(_write(folder / "index.html", html.render(Document(tables, prov, when, images, scaling))))
     frame = flat_frame(tables) if {"csv", "parquet"} & set(formats) else None
     if frame is not None and "csv" in formats:
         write_csv(frame, folder / "results.csv")

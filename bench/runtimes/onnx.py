@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import devices
-from bench.core.model import Batch, ExecutedPrecision, ModelHandle
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle, Tokenizer, TransformersConfig
 from bench.runtimes.torch import TorchModel
 
 # Operators that compute in 8-bit integers, in QOperator or dynamic form; QDQ graphs mark int8
@@ -203,23 +203,41 @@ def session_options(threads: int) -> Any:
     return options
 
 
-class OrtModel(ModelHandle):
-    """An ONNX graph run by ONNX Runtime, with the graph optimizations on and threads pinned."""
+class OrtHandle(ModelHandle):
+    """A model run by ONNX Runtime: every session it opens has the graph optimizations on, its threads pinned
+    and the execution provider of its device (CUDA with the CPU as fallback, or the CPU)."""
 
     runtime = "onnxruntime"
     save_format = "onnx"
 
-    def __init__(self, path: Path, tokenizer: Any, device: str, threads: int, config: Any = None) -> None:
+    def __init__(self, tokenizer: Tokenizer, device: str, threads: int, config: TransformersConfig | None) -> None:
+        super().__init__(tokenizer, device, config)
+        self.threads = threads
+        self.options = session_options(threads)
+        cuda = devices.is_cuda(device)
+        self.provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
+        """The execution provider of the device."""
+        self.provider_options = devices.ort_cuda_options(device) if cuda else None
+
+    @property
+    def providers(self) -> list[str | tuple[str, dict[str, str]]]:
+        """The providers in the order a session tries them."""
+        if self.provider_options is None:
+            return [self.provider]
+        return [(self.provider, self.provider_options), "CPUExecutionProvider"]
+
+
+class OrtModel(OrtHandle):
+    """An ONNX graph run by ONNX Runtime."""
+
+    def __init__(
+        self, path: Path, tokenizer: Tokenizer, device: str, threads: int, config: TransformersConfig | None = None
+    ) -> None:
         import onnxruntime as ort
 
-        super().__init__(tokenizer, device, config)
+        super().__init__(tokenizer, device, threads, config)
         self.path = path
-        self.threads = threads
-        options = session_options(threads)
-        providers: list[str | tuple[str, dict[str, str]]] = ["CPUExecutionProvider"]
-        if devices.is_cuda(device):
-            providers.insert(0, ("CUDAExecutionProvider", devices.ort_cuda_options(device)))
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.session = ort.InferenceSession(str(path), self.options, providers=self.providers)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._operators: dict[str, int] | None = None

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.core import devices
-from bench.core.model import Batch, ExecutedPrecision, ModelHandle
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle, Tokenizer, TransformersConfig
+from bench.runtimes.onnx import OrtHandle, copy_model_files, executed_operators, initializers, operator_census
 from bench.runtimes.torch import TorchModel
 
 ENCODER = "encoder_model.onnx"
@@ -115,30 +115,23 @@ def record_session_inputs(model: OrtSeq2SeqModel, work: Callable[[], object]) ->
     return feeds
 
 
-class OrtSeq2SeqModel(ModelHandle):
+class OrtSeq2SeqModel(OrtHandle):
     """An exported encoder-decoder run by ONNX Runtime through optimum's ORTModelForSeq2SeqLM."""
 
-    runtime = "onnxruntime"
-    save_format = "onnx"
-
-    def __init__(self, folder: Path, tokenizer: Any, device: str, threads: int, config: Any = None) -> None:
+    def __init__(
+        self, folder: Path, tokenizer: Tokenizer, device: str, threads: int, config: TransformersConfig | None = None
+    ) -> None:
         from optimum.onnxruntime import ORTModelForSeq2SeqLM
 
-        from bench.runtimes.onnx import session_options
-
-        super().__init__(tokenizer, device, config)
+        super().__init__(tokenizer, device, threads, config)
         self.folder = folder
-        self.threads = threads
-        options = session_options(threads)
-        cuda = devices.is_cuda(device)
-        provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.model = ORTModelForSeq2SeqLM.from_pretrained(
                 folder,
-                session_options=options,
-                provider=provider,
-                provider_options=devices.ort_cuda_options(device) if cuda else None,
+                session_options=self.options,
+                provider=self.provider,
+                provider_options=self.provider_options,
                 use_io_binding=False,
             )
         if self.config is None:
@@ -170,8 +163,6 @@ class OrtSeq2SeqModel(ModelHandle):
         return hf_generate(self.model, batch, settings, on_token, "cpu")
 
     def save(self, directory: Path) -> list[Path]:
-        from bench.runtimes.onnx import copy_model_files
-
         return copy_model_files(graph_files(self.folder), directory, self.config)
 
     def graphs(self) -> list[Path]:
@@ -179,20 +170,14 @@ class OrtSeq2SeqModel(ModelHandle):
         return [p for p in graph_files(self.folder) if p.suffix == ".onnx"]
 
     def executed_precision(self) -> ExecutedPrecision:
-        from bench.runtimes.onnx import executed_operators
-
         return executed_operators(self.graphs(), self.threads)
 
     def tensors(self) -> Iterator[tuple[str, Any]]:
-        from bench.runtimes.onnx import initializers
-
         for path in self.graphs():
             yield from initializers(path, prefix=f"{path.stem}/")
 
     def operators(self) -> dict[str, int]:
         """Operator census over every graph of the model."""
-        from bench.runtimes.onnx import operator_census
-
         total: Counter[str] = Counter()
         for path in self.graphs():
             total.update(operator_census(path))
