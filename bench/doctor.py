@@ -123,6 +123,13 @@ def _flags(flags: frozenset[str], *parts: str) -> str:
     return ", ".join(named) if named else "no such instructions (emulated or unavailable)"
 
 
+def _module_finding(name: str, module: str, present: str, absent: str, absent_level: Verdict = "no") -> Finding:
+    """Whether an optional module can be imported (found without importing it)."""
+    if importlib.util.find_spec(module) is not None:
+        return Finding(name, "ok", present)
+    return Finding(name, absent_level, absent)
+
+
 def runtime_findings() -> list[Finding]:
     """bitsandbytes and accelerate, ONNX Runtime's providers, OpenVINO's devices, flash-attn, NVML."""
     out = []
@@ -143,20 +150,10 @@ def runtime_findings() -> list[Finding]:
         out.append(Finding("OpenVINO devices", "info", ", ".join(openvino.Core().available_devices)))
     except ImportError:
         out.append(Finding("OpenVINO devices", "no", "openvino is not installed"))
-    flash = importlib.util.find_spec("flash_attn") is not None
+    out.append(_module_finding("flash-attn", "flash_attn", "installed", "not installed (attention: flash_attention_2)"))
     out.append(
-        Finding(
-            "flash-attn",
-            "ok" if flash else "no",
-            "installed" if flash else "not installed (attention: flash_attention_2)",
-        )
-    )
-    nvml = importlib.util.find_spec("pynvml") is not None
-    out.append(
-        Finding(
-            "NVML",
-            "ok" if nvml else "info",
-            "nvidia-ml-py installed" if nvml else "nvidia-ml-py not installed: device memory from torch",
+        _module_finding(
+            "NVML", "pynvml", "nvidia-ml-py installed", "nvidia-ml-py not installed: device memory from torch", "info"
         )
     )
     return out

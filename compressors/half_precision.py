@@ -16,10 +16,31 @@ class _Cast(Compressor):
     model keeps in float32 in that dtype (T5's `wo` in float16), as transformers does when loading."""
 
     dtype_name: ClassVar[str]
+    native_cpu: ClassVar[dict[str, str]]
+    """The CPU flags of native arithmetic in the dtype, and how messages name them."""
+    emulated_on_cpu: ClassVar[bool] = False
+    """Whether a CPU without them runs the row emulated (noted), rather than skipping it."""
+
+    def cuda_reason(self) -> str | None:
+        """Why CUDA devices here cannot run the dtype, or None."""
+        return None
+
+    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
+        native = " or ".join(self.native_cpu.values())
+        if devices.is_cuda(device):
+            reason = self.cuda_reason()
+        elif self.native_cpu.keys() & cpu_flags or self.emulated_on_cpu:
+            reason = None
+        else:
+            reason = f"{self.name} on this CPU has no native {self.dtype_name} arithmetic (no {native}): use bf16"
+        return reason or super().unsupported_reason(device, cpu_flags)
 
     def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
         import torch
 
+        if self.emulated_on_cpu and ctx.device == "cpu" and not self.native_cpu.keys() & ctx.cpu_flags:
+            native = "/".join(self.native_cpu.values())
+            ctx.notes.append(f"{self.name} on a CPU without {native}: emulated, expect it slower than fp32")
         model = eager(model, self.name)
         kept = kept_in_fp32(model.module, self.dtype_name)
         model.module.to(getattr(torch, self.dtype_name))
@@ -74,30 +95,23 @@ class Fp16(_Cast):
     precision = "f16"
     description = "cast weights to float16 and run in float16 (CUDA; CPU only with AVX512-FP16/AMX-FP16)"
     dtype_name = "float16"
-
-    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
-        if device == "cpu" and not {"avx512_fp16", "amx_fp16"} & cpu_flags:
-            return "fp16 on this CPU has no native float16 arithmetic (no AVX512-FP16 or AMX-FP16): use bf16"
-        return super().unsupported_reason(device, cpu_flags)
+    native_cpu = {"avx512_fp16": "AVX512-FP16", "amx_fp16": "AMX-FP16"}
 
 
 class Bf16(_Cast):
-    """bfloat16, on CPU (native with AVX512-BF16/AMX-BF16) and CUDA (compute capability 8.0+)."""
+    """bfloat16, on CPU (native with AVX512-BF16/AMX-BF16, emulated without) and CUDA (compute capability
+    8.0+)."""
 
     name = "bf16"
     precision = "bf16"
     description = "cast weights to bfloat16 and run in bfloat16 (CPU, CUDA)"
     dtype_name = "bfloat16"
+    native_cpu = {"avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+    emulated_on_cpu = True
 
-    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
-        if devices.is_cuda(device):
-            import torch
+    def cuda_reason(self) -> str | None:
+        import torch
 
-            if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(including_emulation=False):
-                return "this GPU has no native bfloat16 (compute capability below 8.0)"
-        return super().unsupported_reason(device, cpu_flags)
-
-    def compress(self, model: ModelHandle, ctx: CompressContext) -> ModelHandle:
-        if ctx.device == "cpu" and not {"avx512_bf16", "amx_bf16"} & ctx.cpu_flags:
-            ctx.notes.append("bf16 on a CPU without AVX512-BF16/AMX-BF16: emulated, expect it slower than fp32")
-        return super().compress(model, ctx)
+        if torch.cuda.is_available() and not torch.cuda.is_bf16_supported(including_emulation=False):
+            return "this GPU has no native bfloat16 (compute capability below 8.0)"
+        return None
