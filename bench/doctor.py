@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, requires, version
 from typing import Literal
 
+from bench.core.devices import Device
 from bench.core.environment import cpu_flags
 
 Verdict = Literal["ok", "no", "warn", "info"]
@@ -179,7 +180,7 @@ def runnable(device_kinds: tuple[str, ...] = ("cpu", "cuda")) -> list[Finding]:
             except (PluginError, ConfigError) as exc:
                 blocked.append(f"{name}: {str(exc).splitlines()[0]}")
                 continue
-            reason = compressor.unsupported_reason(device, flags)
+            reason = compressor.unsupported_reason(Device(device), flags)
             if reason is None:
                 ready.append(name)
             else:

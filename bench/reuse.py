@@ -7,7 +7,6 @@ also needs the same libraries (present, same versions) and the same CUDA availab
 
 from __future__ import annotations
 
-from bench.core import devices
 from bench.core.environment import Environment
 from bench.core.records import RunRecord, Status
 
@@ -33,6 +32,6 @@ def still_holds(record: RunRecord, here: Environment) -> bool:
         return False
     if stored is None:  # records older than environments: figures stand, skips are cheap to decide again
         return record.status != Status.SKIPPED
-    if devices.is_cuda(record.spec.device) and gpu_identity(stored) != gpu_identity(here):
+    if record.spec.device.is_cuda and gpu_identity(stored) != gpu_identity(here):
         return False
     return record.status != Status.SKIPPED or stored.libraries == here.libraries

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from bench.core.compressor import CompressContext
 from bench.core.device_memory import CudaMemoryApi, DeviceMemoryTracker
+from bench.core.devices import Device
 from bench.core.latency import LatencySettings
 from bench.core.model import Batch, ModelHandle
 from bench.core.shape import Shape
@@ -100,7 +101,7 @@ def context(task: Task, source: Source, device: str, workdir: Path, batch: Batch
     from bench.core.environment import cpu_flags
 
     return CompressContext(
-        device=device,
+        device=Device(device),
         seed=0,
         workdir=workdir,
         threads=1,
@@ -132,7 +133,7 @@ def why_not(variant: str, device: str) -> str | None:
     from bench.core.environment import cpu_flags
     from bench.core.registry import COMPRESSORS
 
-    return COMPRESSORS.load(variant).from_mapping({}).unsupported_reason(device, cpu_flags())
+    return COMPRESSORS.load(variant).from_mapping({}).unsupported_reason(Device(device), cpu_flags())
 
 
 class SelfCheck:

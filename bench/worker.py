@@ -30,6 +30,7 @@ from bench.core.census import Census, take_census
 from bench.core.compilation import RecompileWatch
 from bench.core.compressor import CalibrationData, CompressContext, Verification
 from bench.core.device_memory import DeviceMemoryTracker, TorchCudaMemory
+from bench.core.devices import Device
 from bench.core.environment import capture, cpu_flags, machine_name
 from bench.core.errors import CompressionNotApplied, DataNotFoundError, UnsupportedHere
 from bench.core.job import PARENT_VARIABLE, Job, Progress, write_progress
@@ -223,7 +224,7 @@ def setup(run: Run) -> Task:
     run.steps = [Step(s.name, COMPRESSORS.load(s.name).from_mapping(s.config)) for s in spec.compressor.steps]
     run.task = TASKS.load(spec.task.name).from_mapping(spec.task.config)
     run.parts.environment = capture(threads=spec.threads, seed=spec.seed, gpus=True)  # skipped runs keep it too
-    cuda = devices.is_cuda(spec.device)
+    cuda = spec.device.is_cuda
     reasons = [devices.cuda_unavailable_reason(spec.device) if cuda else None]
     reasons += [step.compressor.unsupported_reason(spec.device, run.flags) for step in run.steps]
     reasons.append(attention.unsupported_here(spec.attention, spec.device))
@@ -444,7 +445,7 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
             f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"
         )
     facts = {"other_cpu_share": busy, "real_tokens_per_input": real}
-    if devices.is_cuda(run.spec.device):
+    if run.spec.device.is_cuda:
         run.parts.notes.extend(device_timing_gaps(timings))
     return {
         name: r.model_copy(update={**facts, "scope": scoped(r.scope, run.spec.device, model)})
@@ -456,9 +457,9 @@ DEVICE_TIMING_GAP = 0.05
 """Synchronized wall-clock and CUDA-event medians further apart than this get a note."""
 
 
-def scoped(scope: str, device: str, model: ModelHandle) -> str:
+def scoped(scope: str, device: Device, model: ModelHandle) -> str:
     """The scope of a timing, saying where its inputs were (CUDA runs)."""
-    if not devices.is_cuda(device):
+    if not device.is_cuda:
         return scope
     if model.stages_inputs:
         return f"{scope}; inputs resident on {device} before timing"

@@ -6,9 +6,9 @@ import importlib.util
 from collections import Counter
 from typing import Any, Literal
 
-from bench.core import devices
 from bench.core.census import Census, take_census
 from bench.core.compressor import CompressContext, Compressor, Trait, Verification
+from bench.core.devices import Device
 from bench.core.model import ModelHandle
 from bench.core.settings import PluginConfig
 from bench.runtimes.torch import TorchModel, eager, fp32_module_names, linear_layers
@@ -56,8 +56,8 @@ class _Bnb(Compressor):
     layer_type: str
     config: BnbConfig
 
-    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
-        if not devices.is_cuda(device):
+    def unsupported_reason(self, device: Device, cpu_flags: frozenset[str]) -> str | None:
+        if not device.is_cuda:
             return f"{self.name}: bitsandbytes quantized kernels run on CUDA only"
         return _missing_library()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from bench.core import devices
 from bench.core.census import Census, take_census
 from bench.core.compressor import CompressContext, Compressor, Verification
+from bench.core.devices import Device
 from bench.core.model import ModelHandle
 from bench.runtimes.torch import TorchModel, eager, fp32_module_names, kept_in_fp32
 
@@ -25,9 +25,9 @@ class _Cast(Compressor):
         """Why CUDA devices here cannot run the dtype, or None."""
         return None
 
-    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
+    def unsupported_reason(self, device: Device, cpu_flags: frozenset[str]) -> str | None:
         native = " or ".join(self.native_cpu.values())
-        if devices.is_cuda(device):
+        if device.is_cuda:
             reason = self.cuda_reason()
         elif self.native_cpu.keys() & cpu_flags or self.emulated_on_cpu:
             reason = None

@@ -16,6 +16,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from bench.core.census import Census
 from bench.core.compressor import LOADED_TRAITS, CompressContext, Compressor, Trait, Verification
+from bench.core.devices import Device
 from bench.core.errors import UnsupportedHere
 from bench.core.model import ModelHandle
 from bench.core.settings import Choice, Facts, PluginConfig
@@ -138,7 +139,7 @@ class OpenVinoBf16(_ToOpenVino):
     Config = OpenVinoConfig
     hint = "bf16"
 
-    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
+    def unsupported_reason(self, device: Device, cpu_flags: frozenset[str]) -> str | None:
         if device == "cpu" and not BF16_FLAGS & cpu_flags:
             return "openvino-bf16 needs a CPU with AVX512-BF16 or AMX (OpenVINO would run f32 or emulate bf16)"
         return super().unsupported_reason(device, cpu_flags)

@@ -10,6 +10,7 @@ import yaml
 from bench.config import load_suite
 from bench.core.attention import executed, unsupported_by_model, unsupported_here
 from bench.core.compilation import RecompileWatch
+from bench.core.devices import Device
 from bench.core.latency import LatencySettings, measure_latency
 from bench.core.launcher import RunOptions
 from bench.core.model import Compilation
@@ -37,8 +38,8 @@ def test_eager_and_sdpa_agree(tiny_run: TinyRun) -> None:
 
 
 def test_flash_attention_needs_cuda_and_its_package() -> None:
-    assert unsupported_here("flash_attention_2", "cpu") == "flash_attention_2 runs on CUDA only"
-    assert unsupported_here("sdpa", "cpu") is None and unsupported_here(None, "cpu") is None
+    assert unsupported_here("flash_attention_2", Device("cpu")) == "flash_attention_2 runs on CUDA only"
+    assert unsupported_here("sdpa", Device("cpu")) is None and unsupported_here(None, Device("cpu")) is None
 
 
 def test_a_family_without_sdpa_is_named(tmp_path: Path) -> None:

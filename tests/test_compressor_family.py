@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench.core.census import take_census
+from bench.core.devices import Device
 from bench.core.registry import COMPRESSORS
 from bench.runtimes.torch import TorchModel
 
@@ -45,13 +46,13 @@ def test_bf16_without_native_support_is_flagged(tiny_run: TinyRun) -> None:
 
 def test_fp16_on_cpu_is_skipped_without_fp16_arithmetic() -> None:
     fp16 = COMPRESSORS.load("fp16").from_mapping({})
-    assert "no native float16" in fp16.unsupported_reason("cpu", frozenset({"avx512_bf16"}))
-    assert fp16.unsupported_reason("cpu", frozenset({"avx512_fp16"})) is None
+    assert "no native float16" in fp16.unsupported_reason(Device("cpu"), frozenset({"avx512_bf16"}))
+    assert fp16.unsupported_reason(Device("cpu"), frozenset({"avx512_fp16"})) is None
 
 
 @pytest.mark.parametrize("name", ["bnb-int8", "bnb-nf4"])
 def test_bitsandbytes_is_skipped_on_cpu(name: str) -> None:
-    reason = COMPRESSORS.load(name).from_mapping({}).unsupported_reason("cpu", frozenset())
+    reason = COMPRESSORS.load(name).from_mapping({}).unsupported_reason(Device("cpu"), frozenset())
     assert reason is not None and "CUDA" in reason
 
 
@@ -134,7 +135,7 @@ def test_a_float_graph_claimed_int8_fails_verification(tiny_run: TinyRun) -> Non
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", ["bnb-int8", "bnb-nf4", "fp16"])
 def test_gpu_compressors(tiny_run: TinyRun, name: str) -> None:
-    tiny_run.spec = tiny_run.spec.model_copy(update={"device": "cuda"})
+    tiny_run.spec = tiny_run.spec.model_copy(update={"device": Device("cuda")})
     model = TorchModel(tiny_run.model().module.to("cuda"), tiny_run.model().tokenizer, "cuda")
     compressor = COMPRESSORS.load(name).from_mapping({})
     before = take_census(model.tensors())  # bitsandbytes releases the float model it replaces

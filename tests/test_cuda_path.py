@@ -14,6 +14,7 @@ import torch
 from bench.core import devices
 from bench.core.census import state_dict_tensors, take_census
 from bench.core.device_memory import DeviceMemoryTracker
+from bench.core.devices import Device
 from bench.core.environment import Environment, GpuInfo, capture
 from bench.core.latency import LatencySettings, time_calls, with_device_samples
 from bench.core.records import ErrorInfo, RunRecord, Status
@@ -190,7 +191,7 @@ def _cuda_record(env: Environment, status: Status = Status.OK) -> RunRecord:
     error = (
         ErrorInfo(type="UnsupportedHere", message="bitsandbytes is not installed") if status == Status.SKIPPED else None
     )
-    return record.model_copy(update={"spec": record.spec.model_copy(update={"device": "cuda"}), "error": error})
+    return record.model_copy(update={"spec": record.spec.model_copy(update={"device": Device("cuda")}), "error": error})
 
 
 def test_a_skip_is_reused_only_while_what_decided_it_holds() -> None:
@@ -350,9 +351,9 @@ def test_cuda_scopes_say_where_the_inputs_were_and_gaps_are_noted() -> None:
 
     torch_model = SimpleNamespace(stages_inputs=True)
     other = SimpleNamespace(stages_inputs=False)
-    assert scoped("forward", "cpu", torch_model) == "forward"  # type: ignore[arg-type]
-    assert scoped("forward", "cuda:0", torch_model).endswith("inputs resident on cuda:0 before timing")  # type: ignore[arg-type]
-    assert "includes copying the inputs from host memory" in scoped("forward", "cuda", other)  # type: ignore[arg-type]
+    assert scoped("forward", Device("cpu"), torch_model) == "forward"  # type: ignore[arg-type]
+    assert scoped("forward", Device("cuda:0"), torch_model).endswith("inputs resident on cuda:0 before timing")  # type: ignore[arg-type]
+    assert "includes copying the inputs from host memory" in scoped("forward", Device("cuda"), other)  # type: ignore[arg-type]
     result = make_record().latency["forward"]
     close = result.model_copy(update={"device_p50_ms": result.stats.p50 * 0.98})
     far = result.model_copy(update={"device_p50_ms": result.stats.p50 * 0.5})
@@ -383,7 +384,7 @@ def test_bf16_asks_for_native_support_only(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
-    reason = COMPRESSORS.load("bf16").from_mapping({}).unsupported_reason("cuda:0", frozenset())
+    reason = COMPRESSORS.load("bf16").from_mapping({}).unsupported_reason(Device("cuda:0"), frozenset())
     assert asked == [{"including_emulation": False}] and "no native bfloat16" in str(reason)
 
 
@@ -393,11 +394,11 @@ def test_bitsandbytes_without_its_libraries_is_a_skip(monkeypatch: pytest.Monkey
     from bench.core.registry import COMPRESSORS
 
     bnb = COMPRESSORS.load("bnb-nf4").from_mapping({})
-    assert "CUDA only" in str(bnb.unsupported_reason("cpu", frozenset()))
+    assert "CUDA only" in str(bnb.unsupported_reason(Device("cpu"), frozenset()))
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "accelerate" else real(name))
     monkeypatch.setattr("compressors.bnb.importlib.util.find_spec", importlib.util.find_spec)
-    reason = bnb.unsupported_reason("cuda:1", frozenset())
+    reason = bnb.unsupported_reason(Device("cuda:1"), frozenset())
     assert reason is not None and "is not installed" in reason
 
 
@@ -405,7 +406,7 @@ def test_a_cuda_run_here_is_skipped_with_the_build_reason_and_a_full_environment
     from bench.core.job import Job
     from bench.worker import execute
 
-    spec = tiny_run.spec.model_copy(update={"device": "cuda"})
+    spec = tiny_run.spec.model_copy(update={"device": Device("cuda")})
     record = execute(Job(spec=spec, folder=str(tmp_path)))
     if CUDA:
         pytest.skip("this machine has CUDA")

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench.core.census import take_census
+from bench.core.devices import Device
 from bench.core.environment import cpu_flags
 from bench.core.model import ExecutedPrecision
 from bench.core.registry import COMPRESSORS
@@ -44,8 +45,8 @@ def test_openvino_bf16_executes_bf16(tiny_run: TinyRun) -> None:
 
 def test_openvino_bf16_is_skipped_without_native_bf16() -> None:
     row = COMPRESSORS.load("openvino-bf16").from_mapping({})
-    assert "AVX512-BF16" in (row.unsupported_reason("cpu", frozenset({"avx2"})) or "")
-    assert row.unsupported_reason("cpu", frozenset({"amx_bf16"})) is None
+    assert "AVX512-BF16" in (row.unsupported_reason(Device("cpu"), frozenset({"avx2"})) or "")
+    assert row.unsupported_reason(Device("cpu"), frozenset({"amx_bf16"})) is None
 
 
 @pytest.mark.skipif(not NATIVE_BF16, reason="OpenVINO runs bf16 only where the CPU has it")

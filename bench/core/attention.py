@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Literal
 
-from bench.core import devices
+from bench.core.devices import Device
 
 Attention = Literal["eager", "sdpa", "flash_attention_2"]
 """transformers' `attn_implementation` values that bench measures."""
@@ -14,11 +14,11 @@ Attention = Literal["eager", "sdpa", "flash_attention_2"]
 _SUPPORT_FLAG = {"sdpa": "_supports_sdpa", "flash_attention_2": "_supports_flash_attn"}
 
 
-def unsupported_here(requested: Attention | None, device: str) -> str | None:
+def unsupported_here(requested: Attention | None, device: Device) -> str | None:
     """Why this machine cannot run the requested kernels (the run is a skipped record), or None."""
     if requested != "flash_attention_2":
         return None
-    if not devices.is_cuda(device):
+    if not device.is_cuda:
         return "flash_attention_2 runs on CUDA only"
     if importlib.util.find_spec("flash_attn") is None:
         return "flash_attention_2 needs the flash-attn package, which is not installed"

@@ -13,8 +13,8 @@ from typing import ClassVar, Protocol
 from pydantic import BaseModel
 from typing_extensions import Self
 
-from bench.core import devices
 from bench.core.census import Census, HostArray
+from bench.core.devices import Device
 from bench.core.model import Batch, ModelHandle
 from bench.core.settings import Dimension, Example, Facts, PluginConfig, validate_config
 from bench.core.shape import Shape
@@ -74,7 +74,7 @@ class CalibrationData:
 class CompressContext:
     """What a compressor receives beside the model."""
 
-    device: str
+    device: Device
     seed: int
     workdir: Path
     """Scratch folder of this run, removed afterwards."""
@@ -147,9 +147,9 @@ class Compressor(ABC):
         """Build from the suite's `config:` mapping, validated by `Config`."""
         return cls(validate_config(where, cls.Config, mapping))
 
-    def unsupported_reason(self, device: str, cpu_flags: frozenset[str]) -> str | None:
+    def unsupported_reason(self, device: Device, cpu_flags: frozenset[str]) -> str | None:
         """Why this compressor cannot run here (the run becomes a `skipped` record), or None."""
-        if devices.kind(device) not in self.devices:
+        if device.kind not in self.devices:
             return f"{self.name} runs on {', '.join(sorted(self.devices))}, not {device}"
         return None
 

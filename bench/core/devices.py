@@ -1,10 +1,14 @@
-"""Device strings in one place: `cpu`, `cuda` (the current CUDA device) or `cuda:N`."""
+"""Devices in one place: `cpu`, `cuda` (the current CUDA device) or `cuda:N`, parsed once where a suite names
+them into a `Device`, which every later step (the worker, the plugins, the runtimes) reads without parsing."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from typing import Literal
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import CoreSchema, core_schema
 
 DEVICE_FORM = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 DeviceKind = Literal["cpu", "cuda"]
@@ -21,6 +25,39 @@ class DeviceRef:
         return self.kind if self.index is None else f"{self.kind}:{self.index}"
 
 
+class Device(str):
+    """A device as the suite names it, parsed: the canonical string itself (torch, ONNX Runtime and records take
+    it as is), with its kind and index. Pydantic fields of this type validate and store it parsed."""
+
+    kind: DeviceKind
+    ordinal: int | None
+    """The CUDA ordinal named (None for `cpu` and a bare `cuda`)."""
+
+    def __new__(cls, text: str) -> Device:
+        if isinstance(text, Device):
+            return text
+        ref = parse(text)
+        device = super().__new__(cls, str(ref))
+        device.kind, device.ordinal = ref.kind, ref.index
+        return device
+
+    @property
+    def is_cuda(self) -> bool:
+        """Whether this names a CUDA device."""
+        return self.kind == "cuda"
+
+    @property
+    def ort_cuda_options(self) -> dict[str, str]:
+        """ONNX Runtime's CUDAExecutionProvider options for this device (its ordinal)."""
+        return {"device_id": str(self.ordinal or 0)}
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: type, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(), serialization=core_schema.to_string_ser_schema()
+        )
+
+
 def parse(device: str) -> DeviceRef:
     """Parse `cpu`, `cuda` or `cuda:N`; anything else is a ValueError naming the forms."""
     match = DEVICE_FORM.match(device.strip())
@@ -31,32 +68,21 @@ def parse(device: str) -> DeviceRef:
     return DeviceRef(kind, int(match.group(2)) if match.group(2) is not None else None)
 
 
-def kind(device: str) -> DeviceKind:
-    """`cpu` or `cuda`: what plugins declare they run on."""
-    return parse(device).kind
-
-
 def is_cuda(device: str) -> bool:
-    """Whether `device` names a CUDA device."""
-    return kind(device) == "cuda"
+    """Whether `device` names a CUDA device (a Device answers without parsing again)."""
+    return Device(device).is_cuda
 
 
 def cuda_index(device: str) -> int:
     """The CUDA ordinal `device` names (`cuda` alone: the current device, 0 unless changed)."""
-    ref = parse(device)
-    if ref.kind != "cuda":
+    ref = Device(device)
+    if not ref.is_cuda:
         raise ValueError(f"{device} is not a CUDA device")
-    if ref.index is not None:
-        return ref.index
+    if ref.ordinal is not None:
+        return ref.ordinal
     import torch
 
     return int(torch.cuda.current_device()) if torch.cuda.is_available() else 0
-
-
-def ort_cuda_options(device: str) -> dict[str, str]:
-    """ONNX Runtime's CUDAExecutionProvider options for `device` (its ordinal)."""
-    ref = parse(device)
-    return {"device_id": str(ref.index or 0)}
 
 
 def cuda_unavailable_reason(device: str = "cuda") -> str | None:
@@ -73,3 +99,8 @@ def cuda_unavailable_reason(device: str = "cuda") -> str | None:
     if index >= count:
         return f"{device}: this machine has {count} CUDA device(s)"
     return None
+
+
+def ort_cuda_options(device: str) -> dict[str, str]:
+    """ONNX Runtime's CUDAExecutionProvider options for `device` (its ordinal)."""
+    return Device(device).ort_cuda_options

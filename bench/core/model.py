@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeAlias
 from pydantic import BaseModel
 
 from bench.core.attention import executed, pattern
+from bench.core.devices import Device
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -111,7 +112,8 @@ class ModelHandle(ABC):
 
     def __init__(self, tokenizer: Tokenizer, device: str, config: TransformersConfig | None = None) -> None:
         self.tokenizer = tokenizer
-        self.device = device
+        self.device = Device(device)
+        """Where the model runs (a Device given as is; a plain string is parsed here)."""
         self.config = config
         """The transformers config of the model (architecture, `is_encoder_decoder`), when it has one."""
         self.compilation: Compilation | None = None

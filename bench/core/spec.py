@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from bench.core.attention import Attention
+from bench.core.devices import Device
 from bench.core.shape import Shape
 from bench.core.sources import Source
 from bench.core.suite import CompressorConfig, MeasurementConfig, ModelConfig, TaskConfig
@@ -23,7 +24,7 @@ class RunSpec(BaseModel):
     tokenizer_corpus: list[str] = []
     """Resolved text files and folders for the tokenizer of a random-weight architecture."""
     compressor: CompressorConfig
-    device: str
+    device: Device
     shape: Shape
     seed: int
     quick: bool

@@ -6,10 +6,8 @@ import difflib
 import re
 import warnings
 from pathlib import Path
-from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,18 +21,11 @@ from pydantic import (
     model_validator,
 )
 
-from bench.core import devices
 from bench.core.attention import Attention
+from bench.core.devices import Device
 from bench.core.errors import ConfigError, SuiteWarning
 from bench.core.latency import LatencySettings
 
-
-def _device(value: str) -> str:
-    return str(devices.parse(value))
-
-
-Device = Annotated[str, AfterValidator(_device)]
-"""cpu, cuda or cuda:N (bench.core.devices parses every device string)."""
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 NAME_MAX = 64
@@ -285,7 +276,7 @@ class SuiteConfig(StrictModel):
     model: ModelConfig
     task: TaskConfig
     compressors: list[CompressorConfig] = Field(min_length=1)
-    devices: list[Device] = Field(default_factory=lambda: ["cpu"], min_length=1)
+    devices: list[Device] = Field(default_factory=lambda: [Device("cpu")], min_length=1)
     batch_sizes: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)
     sequence_lengths: list[PositiveInt] = Field(default_factory=lambda: [384], min_length=1)
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)

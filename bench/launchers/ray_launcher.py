@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from bench import __version__
-from bench.core import devices
 from bench.core.environment import Environment
 from bench.core.launcher import ResolvedSuite
 from bench.core.records import (
@@ -283,7 +282,7 @@ class Dispatch:
 
     def submit(self, item: Ready) -> None:
         spec = item.spec
-        cuda = devices.is_cuda(spec.device) and self.gpus
+        cuda = spec.device.is_cuda and self.gpus
         resources = {SLOT: 1.0 / self.gpu_runs_per_node if cuda else 1.0}
         options: dict[str, Any] = {
             "num_returns": 2,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.core import devices
+from bench.core.devices import Device
 from bench.core.environment import Environment, capture, default_threads
 from bench.core.launcher import Launcher, Outcome, ResolvedSuite, RunOptions
 from bench.core.records import RunRecord, record_path, stored_record
@@ -73,9 +73,9 @@ def baseline_keys(specs: list[RunSpec]) -> dict[str, str]:
     return {s.group: s.key for s in specs if s.is_baseline}
 
 
-def environment_for(device_names: Iterable[str]) -> Environment:
+def environment_for(device_names: Iterable[Device]) -> Environment:
     """This machine's environment, with its GPUs when one of the devices is CUDA (which imports torch)."""
-    return capture(gpus=any(devices.is_cuda(d) for d in device_names))
+    return capture(gpus=any(d.is_cuda for d in device_names))
 
 
 def reusable(folder: Path, spec: RunSpec, here: Environment, force: bool = False) -> RunRecord | None:

@@ -81,7 +81,7 @@ def scaling_series(tables: Sequence[GroupTable]) -> dict[str, list[Series]]:
                 label += f" · batch {s.batch_size}"
             same = [s.task.identity(), s.measurement.conditions(), s.threads]
             conditions = json.dumps(same, sort_keys=True, default=str)
-            key = (record.machine, s.task.name, s.device, conditions, label)
+            key = (record.machine, s.task.name, str(s.device), conditions, label)
             series = found.setdefault(key, Series(s.task.name, label, "first_token" in record.latency))
             peak = record.memory.phase_peaks.get("latency") if record.memory else None
             series.lengths.append(s.sequence_length)

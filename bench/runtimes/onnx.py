@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.core import devices
 from bench.core.model import Batch, ExecutedPrecision, ModelHandle, Tokenizer, TransformersConfig
 from bench.runtimes.torch import TorchModel
 
@@ -214,10 +213,10 @@ class OrtHandle(ModelHandle):
         super().__init__(tokenizer, device, config)
         self.threads = threads
         self.options = session_options(threads)
-        cuda = devices.is_cuda(device)
+        cuda = self.device.is_cuda
         self.provider = "CUDAExecutionProvider" if cuda else "CPUExecutionProvider"
         """The execution provider of the device."""
-        self.provider_options = devices.ort_cuda_options(device) if cuda else None
+        self.provider_options = self.device.ort_cuda_options if cuda else None
 
     @property
     def providers(self) -> list[str | tuple[str, dict[str, str]]]:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from bench.core import devices
 from bench.core.attention import pattern
 from bench.core.model import Batch, ExecutedPrecision, ModelHandle
 
@@ -34,7 +33,7 @@ class TorchModel(ModelHandle):
         self.save_format = save_format
 
     def device_timer(self) -> DeviceTimer | None:
-        if not devices.is_cuda(self.device):
+        if not self.device.is_cuda:
             return None
         from bench.core.latency import CudaEventTimer
 
@@ -71,7 +70,7 @@ class TorchModel(ModelHandle):
         return True
 
     def synchronize(self) -> None:
-        if devices.is_cuda(self.device):
+        if self.device.is_cuda:
             import torch
 
             torch.cuda.synchronize(self.device)
