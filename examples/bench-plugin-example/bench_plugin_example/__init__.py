@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from bench.core.census import Census
-from bench.core.compressor import CompressContext, Compressor, Trait, Verification
-from bench.core.model import ModelHandle
-from bench.core.settings import PluginConfig
+from bench.api import CompressContext, Compressor, ModelHandle, PluginConfig, Trait, Verification
+from bench.measure.census import Census
 from bench.runtimes.torch import TorchModel, eager
 
 
