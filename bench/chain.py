@@ -56,7 +56,7 @@ def _checked(value: object, step: Step, method: str, expected: type) -> None:
         cls = type(step.compressor)
         raise PluginContractError(
             f"compressor '{step.name}' ({cls.__module__}.{cls.__qualname__}) broke the plugin contract: "
-            f"{method}() returned {type(value).__name__}, not a bench.api.{expected.__name__}"
+            f"{method}() returned {type(value).__name__}, not a {expected.__module__}.{expected.__name__}"
         )
 
 

@@ -113,7 +113,7 @@ class Registry(Generic[P]):
         if not (isinstance(loaded, type) and issubclass(loaded, self.base)):
             raise PluginError(
                 f"{self.kind} '{name}' ({entry.target}, from {entry.origin}) is not a subclass of "
-                f"bench.api.{self.base.__name__}"
+                f"{self.base.__module__}.{self.base.__name__}"
             )
         declared = getattr(loaded, "name", None)
         if declared != name:
