@@ -205,7 +205,7 @@ def test_loading_checks_the_class_and_its_name() -> None:
     )
     with pytest.raises(PluginError, match=r"declares name = 'baseline'.*must be the same"):
         registry.load("renamed")
-    with pytest.raises(PluginError, match=r"is not a subclass of bench\.api\.Compressor"):
+    with pytest.raises(PluginError, match=r"is not a subclass of bench\.core\.compressor\.Compressor"):
         registry.load("not-a-compressor")
     with pytest.raises(PluginError, match="unknown compressor 'renamd' \\(did you mean 'renamed'"):
         registry.load("renamd")
