@@ -7,8 +7,9 @@ import argparse
 import os
 import sys
 import warnings
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from bench import __version__
 from bench.core.errors import (
@@ -23,6 +24,7 @@ from bench.core.errors import (
 from bench.interrupts import Interrupted, say
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
     from rich.console import Console
 
     from bench.core.compressor import Compressor
@@ -281,6 +283,16 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
+
+
+def options_from(cls: type[OptionsT], args: argparse.Namespace, **parsed: object) -> OptionsT:
+    """A command's options dataclass from its parsed arguments, field by field of the dataclass (`parsed`:
+    the fields whose flags were parsed into another form)."""
+    values = {f.name: parsed[f.name] if f.name in parsed else getattr(args, f.name) for f in fields(cls)}
+    return cls(**values)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """`bench run SUITE`."""
 
@@ -304,17 +316,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise BenchError(f"{flag} must be a positive number, got {value}")
     if args.launcher == "local" and (args.address or args.max_parallel or args.gpu_runs_per_node != 1):
         raise BenchError("--address, --max-parallel and --gpu-runs-per-node need a cluster launcher (--launcher ray)")
-    options = RunOptions(
-        results_dir=args.results_dir,
-        limit=args.limit,
-        quick=args.quick,
-        force=args.force,
-        only=args.only,
-        launcher=args.launcher,
-        address=args.address,
-        max_parallel=args.max_parallel,
-        gpu_runs_per_node=args.gpu_runs_per_node,
-    )
+    options = options_from(RunOptions, args)
     from bench.report.text import for_console
 
     outcomes = []
@@ -459,19 +461,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
     seconds = parse_duration(args.time_budget) if args.time_budget else None
     resolved = _load(args.suite, args.data_dir)
-    options = TuneOptions(
-        budget=budget,
-        objective=objective,
-        results_dir=args.results_dir,
-        strategy=args.strategy,
-        sampler=args.sampler,
-        trials=args.trials,
-        seconds=seconds,
-        compressors=[c.strip() for c in (args.compressors or "").split(",") if c.strip()],
-        granularity=args.granularity,
-        limit=args.limit,
-        force=args.force,
-        output=args.output,
+    compressors = [c.strip() for c in (args.compressors or "").split(",") if c.strip()]
+    options = options_from(
+        TuneOptions, args, budget=budget, objective=objective, seconds=seconds, compressors=compressors
     )
     console = _console()
     model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
 from pydantic import (
@@ -248,14 +249,9 @@ class MeasurementConfig(StrictModel):
         return self.model_dump(exclude={"max_rss_gb"})
 
     def latency_settings(self) -> LatencySettings:
-        """What the latency loop needs of these settings."""
-        return LatencySettings(
-            warmup=self.warmup,
-            min_iterations=self.min_iterations,
-            min_duration_s=self.min_duration_s,
-            max_iterations=self.max_iterations,
-            max_duration_s=self.max_duration_s,
-        )
+        """What the latency loop needs of these settings: each of its budget fields, by name."""
+        budget = {f.name: getattr(self, f.name) for f in fields(LatencySettings) if f.name in type(self).model_fields}
+        return LatencySettings(**budget)
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> MeasurementConfig:
