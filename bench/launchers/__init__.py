@@ -1,1 +1,2 @@
-"""Where a run executes. `local` (the default) runs each in a fresh subprocess with a timeout."""
+"""Where runs execute: the sequence every launcher shares (sequence), the local and Ray launchers, one run in a
+fresh worker process (single_run) under its watchdog (watchdog), and the progress board."""
