@@ -44,15 +44,13 @@ def within(name: str, *packages: str) -> bool:
     return any(name == p or name.startswith(f"{p}.") for p in packages)
 
 
+def stray(sources: set[str], *allowed: str) -> set[tuple[str, str]]:
+    """The imports of `sources` that reach outside the `allowed` packages."""
+    return {(source, target) for source in sources for target in GRAPH[source] if not within(target, *allowed)}
+
+
 def test_the_core_imports_nothing_outside_itself() -> None:
-    outside = {
-        (name, target)
-        for name, targets in GRAPH.items()
-        if within(name, "bench.core")
-        for target in targets
-        if not within(target, "bench.core")
-    }
-    assert not outside
+    assert not stray({name for name in GRAPH if within(name, "bench.core")}, "bench.core")
 
 
 @pytest.mark.parametrize("kind", ["compressor", "task"])
@@ -67,29 +65,18 @@ def test_built_in_plugins_import_only_the_core_their_runtime_and_their_package(k
     for entry in entries:
         module = entry.target.split(":")[0]
         own = module.rsplit(".", 1)[0]
-        reachable, todo = set(), [module]
+        reachable: set[str] = set()
+        todo = [module]
         while todo:  # the plugin's module and the helpers of its own package that it imports
             current = todo.pop()
             reachable.add(current)
             todo += [t for t in GRAPH[current] if within(t, own) and t not in reachable and t in GRAPH]
-        stray = {
-            (source, target)
-            for source in reachable
-            for target in GRAPH[source]
-            if not within(target, "bench.core", "bench.runtimes", own)
-        }
-        assert not stray, f"{kind} {entry.name} imports outside the core and its runtime: {sorted(stray)}"
+        outside = stray(reachable, "bench.core", "bench.runtimes", own)
+        assert not outside, f"{kind} {entry.name} imports outside the core and its runtime: {sorted(outside)}"
 
 
 def test_runtimes_depend_only_on_the_core() -> None:
-    stray = {
-        (name, t)
-        for name, targets in GRAPH.items()
-        if within(name, "bench.runtimes")
-        for t in targets
-        if not within(t, "bench.core", "bench.runtimes")
-    }
-    assert not stray
+    assert not stray({name for name in GRAPH if within(name, "bench.runtimes")}, "bench.core", "bench.runtimes")
 
 
 def test_no_module_imports_in_a_circle() -> None:
