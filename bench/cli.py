@@ -44,7 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a suite: compress, measure and store one record per run")
-    run.add_argument("suite", type=Path, help="suite YAML file")
+    run.add_argument("suite", type=Path, nargs="?", help="suite YAML file (or build one with --model and --task)")
+    run.add_argument("--model", help="without a suite file: a model folder, data-directory model or hub id")
+    run.add_argument("--task", help="without a suite file: the task (qa, translation, summarization, a plugin's)")
+    run.add_argument(
+        "--compressor", action="append", default=[], metavar="NAME", help="without a suite file: a row; repeatable"
+    )
+    run.add_argument("--save-suite", type=Path, metavar="FILE", help="write the suite built from the flags to FILE")
     run.add_argument("--results-dir", type=Path, default=Path("results"), help="where records go (default: results)")
     run.add_argument("--limit", type=int, help="cap the evaluation examples (overrides task.limit)")
     run.add_argument("--quick", action="store_true", help="short latency measurement, for smoke runs")
@@ -158,6 +164,27 @@ def _load_all(path: Path, data_dir: str | None) -> list[ResolvedSuite]:
         except BenchError as exc:
             raise type(exc)(f"suite '{suite.name}': {exc}") from None
     return resolved
+
+
+def _run_suites(args: argparse.Namespace) -> list[ResolvedSuite]:
+    """The suites `bench run` runs: those of its suite file, or one built from --model and --task."""
+    from bench.flag_suite import FLAGS_FILE, SuiteFlags, flag_command, save_suite, suite_from_flags
+    from bench.validate import resolve
+
+    built = args.model is not None or args.task is not None
+    if args.suite is not None:
+        if built or args.compressor or args.save_suite:
+            raise BenchError("give a suite file, or --model and --task (with --compressor and --save-suite): not both")
+        return _load_all(args.suite, args.data_dir)
+    if args.model is None or args.task is None:
+        raise BenchError("give a suite file, or both --model and --task")
+    flags = SuiteFlags(args.model, args.task, args.compressor, args.limit, args.data_dir)
+    suite, mapping = suite_from_flags(flags)
+    resolved = resolve(suite, Path.cwd() / FLAGS_FILE, args.data_dir)
+    if args.save_suite is not None:
+        save_suite(mapping, args.save_suite, flag_command(flags))
+        print(f"bench: wrote the suite to {args.save_suite}", file=sys.stderr)
+    return [resolved]
 
 
 def _console() -> Console:
@@ -302,7 +329,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
-    members = _load_all(args.suite, args.data_dir)
+    members = _run_suites(args)
     console = _console()
     labels = {c.display_name for resolved in members for c in resolved.suite.compressors}
     unknown = sorted(set(args.only or []) - labels)

@@ -23,6 +23,11 @@ def merged(defaults: dict[str, Any], member: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def suite_from_mapping(raw: dict[str, Any], where: str) -> SuiteConfig:
+    """A suite from its parsed mapping, validated as a suite file is; ConfigError names `where` and the field."""
+    return _validated(dict(raw), where)
+
+
 def _validated(raw: dict[str, Any], where: str) -> SuiteConfig:
     try:
         return SuiteConfig.model_validate(raw)

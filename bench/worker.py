@@ -61,6 +61,7 @@ from bench.core.task import F, Task
 from bench.failure import error_info, plugin_files
 from bench.measure.contention import BUSY_THRESHOLD, CpuContention
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
+from bench.measure.scoring import ScoringMeter
 from bench.orphan import die_with_parent
 
 LATENCY_INPUT_POOL = 32
@@ -494,12 +495,20 @@ def real_tokens_per_input(pool: Sequence[Batch]) -> float | None:
 def evaluate(run: Run, task: Task[F], model: ModelHandle, data: EvalData[F]) -> tuple[Accuracy, list[Prediction]]:
     """Task accuracy on the evaluation examples; the predictions are written beside the record."""
     run.eval_batch = task.evaluation_batch_size(run.spec.shape, model)
-    result = task.evaluate(model, data.examples, data.features, run.eval_batch)
+    meter = ScoringMeter(model)
+    start = time.perf_counter()
+    with meter.recording():
+        result = task.evaluate(model, data.examples, data.features, run.eval_batch)
+    scoring = meter.result(time.perf_counter() - start)
     path = run.folder / f"{run.spec.key}{PREDICTIONS_SUFFIX}"
     write_predictions(path, result.predictions)
     primary = task.primary_metric if task.primary_metric in result.metrics else None
     accuracy = Accuracy(
-        metrics=result.metrics, n_examples=len(data.examples), predictions_file=path.name, primary_metric=primary
+        metrics=result.metrics,
+        n_examples=len(data.examples),
+        predictions_file=path.name,
+        primary_metric=primary,
+        scoring=scoring,
     )
     return accuracy, result.predictions
 

@@ -79,6 +79,7 @@ class Int8Dynamic(ToOnnxRuntime):
     config: Int8DynamicConfig
     search_space = {"backend": Choice(values=("torch-ao", "onnxruntime")), "per_channel": Choice(values=(True, False))}
     layer_setting = "skip"
+    presets = {"int8-dynamic-ort": {"backend": "onnxruntime"}, "int8-dynamic-torchao": {"backend": "torchao"}}
 
     def removes(self) -> frozenset[Trait]:
         if self.config.backend == "onnxruntime":

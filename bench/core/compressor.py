@@ -16,7 +16,7 @@ from typing_extensions import Self
 from bench.core.census import Census, HostArray
 from bench.core.devices import Device
 from bench.core.model import Batch, ModelHandle
-from bench.core.settings import Dimension, Example, Facts, PluginConfig, validate_config
+from bench.core.settings import Dimension, Example, Facts, JsonScalar, PluginConfig, validate_config
 from bench.core.shape import Shape
 from bench.core.sources import Source
 from bench.core.task import Task
@@ -129,6 +129,9 @@ class Compressor(ABC):
     """The precision its output claims to execute in ("f32", "bf16", "f16", "int8", "int4"), checked against
     what the runtime reports (a row that claims f32 and executes bf16 fails); None: no claim of its own (a
     chain keeps the last claim made before it, as pruning keeps the precision of what it received)."""
+    presets: ClassVar[Mapping[str, Mapping[str, JsonScalar]]] = {}
+    """Named rows of common settings (e.g. `int8-dynamic-ort`: backend onnxruntime), which
+    `bench run --compressor NAME` accepts as it accepts the compressor's own name."""
     search_space: ClassVar[Mapping[str, Dimension]] = {}
     """Settings `bench tune --strategy optuna` may vary, by `Config` field name; the row's own values are the
     starting point. Empty: the compressor is used as the suite configures it."""

@@ -51,6 +51,23 @@ class Status(str, Enum):
         return self in (Status.ERROR, Status.TIMEOUT, Status.OOM)
 
 
+class ScoringThroughput(BaseModel):
+    """How fast scoring pushed input tokens (padding included) through the model, against a bare loop that
+    replays a sample of the same calls on the same model right after."""
+
+    calls: int
+    tokens: int
+    seconds: float
+    """The task's whole evaluation: model calls, batching, decoding and scoring."""
+    model_seconds: float
+    """Inside the model's calls."""
+    tokens_per_s: float
+    bare_tokens_per_s: float | None
+    replayed_calls: int
+    ratio: float | None
+    """tokens_per_s / bare_tokens_per_s: 1 is the model's own speed; less is time the evaluation loop adds."""
+
+
 class Accuracy(BaseModel):
     """Task metrics on the fixed evaluation examples."""
 
@@ -60,6 +77,8 @@ class Accuracy(BaseModel):
     """File beside the record holding one JSON row per example (id, prediction, references)."""
     primary_metric: str | None = None
     """The task's representative metric (reports plot it); None in records older than schema 2."""
+    scoring: ScoringThroughput | None = None
+    """How close scoring ran to the model's own speed (None: records older than this field)."""
 
 
 class Agreement(BaseModel):

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, Protocol, TypeVar
 
+from pydantic import BaseModel, ConfigDict, JsonValue
 from typing_extensions import Self
 
 from bench.core.metrics import MetricValue
@@ -20,6 +21,18 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from bench.core.latency import LatencyResult, LatencySettings
+
+
+class SuiteDefaults(BaseModel):
+    """What a suite built from the command line (`bench run --model M --task T`) takes for this task: the data
+    set and splits of the data directory, the input length, and the task's settings."""
+
+    model_config = ConfigDict(frozen=True)
+    dataset: str
+    split: str
+    calibration_split: str = "train"
+    sequence_length: int
+    config: dict[str, JsonValue] = {}
 
 
 class Features(Protocol):
@@ -51,6 +64,8 @@ class Task(ABC, Generic[F]):
     """Validates the suite's `task.config` mapping; the instance holds the result as `self.config`."""
     primary_metric: ClassVar[str]
     """The accuracy metric that represents the task (stored in each record; reports plot it)."""
+    suite_defaults: ClassVar[SuiteDefaults | None] = None
+    """The task's part of a suite built from command-line flags; None: the task needs a suite file."""
 
     def __init__(self, config: PluginConfig) -> None:
         self.config = config

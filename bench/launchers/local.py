@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from functools import partial
 
 from rich.console import Console
 
@@ -31,7 +32,7 @@ class LocalLauncher(SuiteLauncher):
         records = []
         for spec in pending.runs:
             board.started(spec)
-            record = run_one(spec, folder, pending.baseline_of(spec))
+            record = run_one(spec, folder, pending.baseline_of(spec), partial(board.phase, spec))
             board.finished(record)
             records.append(record)
         return records

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -124,9 +125,26 @@ def memory_limit(spec: RunSpec) -> int:
     return int(DEFAULT_RAM_SHARE * psutil.virtual_memory().total)
 
 
-def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
+class PhaseWatch:
+    """Tells a listener when a worker enters a new phase, from the progress file in its work folder."""
+
+    def __init__(self, workdir: Path, listener: Callable[[str], None]) -> None:
+        self.workdir, self.listener = workdir, listener
+        self.phase: str | None = None
+
+    def tick(self) -> None:
+        progress = read_progress(self.workdir)
+        if progress is not None and progress.phase is not None and progress.phase != self.phase:
+            self.phase = progress.phase
+            self.listener(progress.phase)
+
+
+def run_one(
+    spec: RunSpec, folder: Path, baseline_key: str | None, on_phase: Callable[[str], None] | None = None
+) -> RunRecord:
     """Launch one run in a fresh process; store a record whatever happens to it, except a stop signal to
-    `bench run` itself: then nothing is stored, so that the same command runs it again."""
+    `bench run` itself: then nothing is stored, so that the same command runs it again. `on_phase` hears each
+    phase the worker enters (read from its progress file, about once a second)."""
     workdir = folder / ".work" / spec.key
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -146,7 +164,9 @@ def run_one(spec: RunSpec, folder: Path, baseline_key: str | None) -> RunRecord:
         local = spec.model_source.local and spec.dataset_source.local
         offline = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"} if local else {}
         limit = memory_limit(spec)
-        result = launch(job_path, log_path, Limits(spec.measurement.timeout_s, limit), spec.threads, offline)
+        limits = Limits(spec.measurement.timeout_s, limit)
+        tick = None if on_phase is None else PhaseWatch(workdir, on_phase).tick
+        result = launch(job_path, log_path, limits, spec.threads, offline, tick)
         record = stored_record(path)
         if record is None:
             record = _failure_record(spec, result, limit, read_progress(workdir), log_path)

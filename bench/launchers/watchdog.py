@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -34,6 +35,7 @@ from bench.core.job import PARENT_VARIABLE
 from bench.interrupts import shielded
 
 WATCH_INTERVAL_S = 0.1
+TICK_S = 1.0
 TREE_REFRESH_S = 1.0
 IDENTITY_FILE = "worker.json"
 TOKEN_VARIABLE = "BENCH_WORKER_TOKEN"
@@ -167,9 +169,15 @@ def worker_env(threads: int, token: str, extra: dict[str, str] | None) -> dict[s
 
 
 def launch(
-    job_path: Path, log_path: Path, limits: Limits, threads: int, extra_env: dict[str, str] | None = None
+    job_path: Path,
+    log_path: Path,
+    limits: Limits,
+    threads: int,
+    extra_env: dict[str, str] | None = None,
+    on_tick: Callable[[], None] | None = None,
 ) -> LaunchResult:
-    """Start `python -m bench.worker job_path` and watch it to its end (see the module docstring)."""
+    """Start `python -m bench.worker job_path` and watch it to its end (see the module docstring); `on_tick`
+    is called about once a second meanwhile (to show how far the run got)."""
     token = uuid.uuid4().hex
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -193,7 +201,11 @@ def launch(
             pump = LogPump(proc.stdout, log_path, limits.log_head_bytes, limits.log_tail_bytes).start()
             memory = TreeMemory(proc.pid)
         deadline = time.monotonic() + limits.timeout_s
+        ticked = time.monotonic()
         while proc.poll() is None:
+            if on_tick is not None and time.monotonic() - ticked >= TICK_S:
+                ticked = time.monotonic()
+                on_tick()
             rss = memory.sample()
             if limits.max_rss_bytes is not None and rss > limits.max_rss_bytes:
                 memory_killed = True

@@ -16,7 +16,7 @@ from bench.core.model import Batch, ModelHandle, Outputs, Tokenizer
 from bench.core.settings import Example, PluginConfig, Prediction, integers_field, text_field, texts_field
 from bench.core.shape import Shape
 from bench.core.sources import Source
-from bench.core.task import EvalOutput, Task
+from bench.core.task import EvalOutput, SuiteDefaults, Task
 from bench.runtimes.torch import TorchModel
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
 from bench.tasks.numerics import require_finite
@@ -68,6 +68,7 @@ class QATask(Task[QAFeatures]):
     description = "extractive question answering, SQuAD v1.1 EM/F1"
     Config = QAConfig
     primary_metric = "f1"
+    suite_defaults = SuiteDefaults(dataset="squad", split="validation", sequence_length=384)
     config: QAConfig
 
     def load_model(

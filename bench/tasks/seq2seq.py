@@ -22,7 +22,7 @@ from bench.core.model import Batch, ModelHandle, Outputs, Tokenizer
 from bench.core.settings import Example, PluginConfig, Prediction, text_field, texts_field
 from bench.core.shape import Shape
 from bench.core.sources import Source
-from bench.core.task import EvalOutput, Task
+from bench.core.task import EvalOutput, SuiteDefaults, Task
 from bench.runtimes.torch import TorchModel
 from bench.tasks.generation_metrics import bleu_chrf, length_metrics, rouge, rouge_per_example, sentence_chrf
 from bench.tasks.long_inputs import FOLLOWING, attach_following, filled, token_counter
@@ -310,6 +310,9 @@ class TranslationTask(Seq2SeqTask):
     description = "translation, sacrebleu BLEU and chrF (signatures stored)"
     Config = TranslationConfig
     primary_metric = "bleu"
+    suite_defaults = SuiteDefaults(
+        dataset="wmt21-en-de", split="test", sequence_length=128, config={"source_lang": "en", "target_lang": "de"}
+    )
     config: TranslationConfig
 
     def reader(self) -> Callable[[str, bool, str, int | None], list[dict[str, Any]]]:
@@ -329,6 +332,7 @@ class SummarizationTask(Seq2SeqTask):
     description = "summarization, ROUGE-1/2/L/Lsum (rouge-score, stemming) and output length"
     Config = SummarizationConfig
     primary_metric = "rougeL"
+    suite_defaults = SuiteDefaults(dataset="cnn_dailymail", split="test", sequence_length=512)
     config: SummarizationConfig
 
     def reader(self) -> Callable[[str, bool, str, int | None], list[dict[str, Any]]]:
