@@ -58,7 +58,7 @@ def test_time_between_calls_shows_as_a_lower_ratio() -> None:
         score(model, 0.01)
     result = meter.result(time.perf_counter() - start)
     assert result is not None and result.ratio is not None and result.ratio < 0.6
-    assert result.model_seconds < result.seconds and result.replayed_calls == 12
+    assert result.model_seconds < result.seconds and result.replayed_calls >= 12  # each call, rounds for 3 s
 
 
 def test_no_model_call_gives_no_figure() -> None:
