@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from bench.core.model import Batch, ModelHandle
+from bench.core.records import ScoringThroughput
 from bench.measure.scoring import ScoringMeter
 
 
@@ -32,31 +33,28 @@ class SleepyModel(ModelHandle):
         return iter(())
 
 
-def score(model: ModelHandle, overhead_s: float) -> None:
-    for width in (64, 128, 256) * 4:
-        model.forward({"input_ids": torch.zeros(2, width, dtype=torch.long)})
-        time.sleep(overhead_s)  # what an evaluation loop does between calls
-
-
-def test_a_loop_without_overhead_scores_at_the_models_speed() -> None:
+def score(overhead_s: float) -> tuple[SleepyModel, ScoringThroughput | None]:
+    """Twelve calls of three widths, with `overhead_s` of other work after each (what an evaluation loop does
+    between calls), metered."""
     model = SleepyModel()
     meter = ScoringMeter(model)
     start = time.perf_counter()
     with meter.recording():
-        score(model, 0.0)
-    result = meter.result(time.perf_counter() - start)
+        for width in (64, 128, 256) * 4:
+            model.forward({"input_ids": torch.zeros(2, width, dtype=torch.long)})
+            time.sleep(overhead_s)
+    return model, meter.result(time.perf_counter() - start)
+
+
+def test_a_loop_without_overhead_scores_at_the_models_speed() -> None:
+    model, result = score(0.0)
     assert result is not None and result.calls == 12 and result.tokens == 12 * 2 * 448 // 3
     assert result.ratio is not None and 0.8 < result.ratio <= 1.1
     assert "forward" not in vars(model)  # the model's own method again
 
 
 def test_time_between_calls_shows_as_a_lower_ratio() -> None:
-    model = SleepyModel()
-    meter = ScoringMeter(model)
-    start = time.perf_counter()
-    with meter.recording():
-        score(model, 0.01)
-    result = meter.result(time.perf_counter() - start)
+    _, result = score(0.01)
     assert result is not None and result.ratio is not None and result.ratio < 0.6
     assert result.model_seconds < result.seconds and result.replayed_calls >= 12  # each call, rounds for 3 s
 
