@@ -76,6 +76,8 @@ class CompressContext:
 
     device: Device
     seed: int
+    """The suite's seed: every random step of a compressor (training included) is seeded with it, and cache
+    keys of what it trains name it."""
     workdir: Path
     """Scratch folder of this run, removed afterwards."""
     threads: int
