@@ -34,13 +34,13 @@ class SleepyModel(ModelHandle):
 
 
 def score(overhead_s: float) -> tuple[SleepyModel, ScoringThroughput | None]:
-    """Twelve calls of three widths, with `overhead_s` of other work after each (what an evaluation loop does
+    """Thirty calls of three widths, with `overhead_s` of other work after each (what an evaluation loop does
     between calls), metered."""
     model = SleepyModel()
     meter = ScoringMeter(model)
     start = time.perf_counter()
     with meter.recording():
-        for width in (64, 128, 256) * 4:
+        for width in (64, 128, 256) * 10:
             model.forward({"input_ids": torch.zeros(2, width, dtype=torch.long)})
             time.sleep(overhead_s)
     return model, meter.result(time.perf_counter() - start)
@@ -48,7 +48,7 @@ def score(overhead_s: float) -> tuple[SleepyModel, ScoringThroughput | None]:
 
 def test_a_loop_without_overhead_scores_at_the_models_speed() -> None:
     model, result = score(0.0)
-    assert result is not None and result.calls == 12 and result.tokens == 12 * 2 * 448 // 3
+    assert result is not None and result.calls == 30 and result.tokens == 30 * 2 * 448 // 3
     assert result.ratio is not None and 0.8 < result.ratio <= 1.1
     assert "forward" not in vars(model)  # the model's own method again
 
@@ -56,7 +56,17 @@ def test_a_loop_without_overhead_scores_at_the_models_speed() -> None:
 def test_time_between_calls_shows_as_a_lower_ratio() -> None:
     _, result = score(0.01)
     assert result is not None and result.ratio is not None and result.ratio < 0.6
-    assert result.model_seconds < result.seconds and result.replayed_calls >= 12  # each call, rounds for 3 s
+    assert result.model_seconds < result.seconds and result.replayed_calls == 4  # every 10th at once, one more after
+
+
+def test_a_short_evaluation_replays_its_first_calls_after_it() -> None:
+    model = SleepyModel()
+    meter = ScoringMeter(model)
+    with meter.recording():
+        model.forward({"input_ids": torch.zeros(1, 32, dtype=torch.long)})
+    result = meter.result(1.0)
+    assert result is not None and result.replayed_calls == 1 and result.seconds == 1.0
+    assert result.ratio is not None and result.ratio < 0.1  # 32 tokens in a second, against the model's speed
 
 
 def test_no_model_call_gives_no_figure() -> None:
