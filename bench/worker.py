@@ -503,12 +503,9 @@ def evaluate(run: Run, task: Task[F], model: ModelHandle, data: EvalData[F]) -> 
     path = run.folder / f"{run.spec.key}{PREDICTIONS_SUFFIX}"
     write_predictions(path, result.predictions)
     primary = task.primary_metric if task.primary_metric in result.metrics else None
+    run.parts.scoring = scoring
     accuracy = Accuracy(
-        metrics=result.metrics,
-        n_examples=len(data.examples),
-        predictions_file=path.name,
-        primary_metric=primary,
-        scoring=scoring,
+        metrics=result.metrics, n_examples=len(data.examples), predictions_file=path.name, primary_metric=primary
     )
     return accuracy, result.predictions
 

@@ -161,7 +161,17 @@ def records(results: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-TIMING_FIELDS = {"started_at", "finished_at", "wall_s", "phases_s", "latency", "memory", "environment", "placement"}
+TIMING_FIELDS = {
+    "started_at",
+    "finished_at",
+    "wall_s",
+    "phases_s",
+    "latency",
+    "scoring",
+    "memory",
+    "environment",
+    "placement",
+}
 
 
 def content(record: dict[str, Any]) -> dict[str, Any]:

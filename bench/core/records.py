@@ -77,8 +77,6 @@ class Accuracy(BaseModel):
     """File beside the record holding one JSON row per example (id, prediction, references)."""
     primary_metric: str | None = None
     """The task's representative metric (reports plot it); None in records older than schema 2."""
-    scoring: ScoringThroughput | None = None
-    """How close scoring ran to the model's own speed (None: records older than this field)."""
 
 
 class Agreement(BaseModel):
@@ -194,6 +192,9 @@ class Findings(BaseModel):
     agreement: Agreement | None = None
     latency: dict[str, LatencyResult] = Field(default_factory=dict)
     """Latency results by what they time; 'forward' for encoder tasks."""
+    scoring: ScoringThroughput | None = None
+    """How close the accuracy run's scoring came to the model's own speed (None: records older than this
+    field, or runs that ended before scoring)."""
     size: Size | None = None
     verification: Verification | None = None
     precision: ExecutedPrecision | None = None
