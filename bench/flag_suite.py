@@ -89,8 +89,8 @@ def compressor_row(text: str) -> dict[str, JsonValue]:
         if not equals or not key.strip():
             raise BenchError(f"--compressor {text}: settings are key=value pairs separated by commas")
         own[key.strip()] = yaml.safe_load(value)
-    name, config = (label, own) if label in COMPRESSORS.names() else find_preset(label)
-    config = {**config, **own}
+    name, preset = (label, {}) if label in COMPRESSORS.names() else find_preset(label)
+    config = {**preset, **own}
     row: dict[str, JsonValue] = {"name": name}
     if name != label or own:
         values = [re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(v)).strip("-") for v in own.values()]
@@ -101,7 +101,8 @@ def compressor_row(text: str) -> dict[str, JsonValue]:
 
 
 def find_preset(label: str) -> tuple[str, dict[str, JsonValue]]:
-    """The compressor that names `label` among its presets, and the preset's settings."""
+    """The compressor that names `label` among its presets, and the preset's settings. BenchError when none
+    does."""
     for name in COMPRESSORS.names():
         try:
             presets = COMPRESSORS.load(name).presets
@@ -110,10 +111,10 @@ def find_preset(label: str) -> tuple[str, dict[str, JsonValue]]:
         if label in presets:
             return name, dict(presets[label])
     try:
-        COMPRESSORS.entry(label)
+        COMPRESSORS.entry(label)  # the registry's line for an unknown name, with its suggestion
     except PluginError as exc:
         raise BenchError(f"--compressor {label}: {exc}") from None
-    raise AssertionError("unreachable: an entry that exists is a name")
+    raise BenchError(f"--compressor {label}: a compressor's own name, which has no settings of a preset")
 
 
 def suite_from_flags(flags: SuiteFlags) -> tuple[SuiteConfig, dict[str, JsonValue]]:

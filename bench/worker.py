@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import faulthandler
+import functools
 import json
 import os
 import random
@@ -287,15 +288,12 @@ def evaluation_examples(task: Task, spec: RunSpec) -> list[Example]:
 
 def encoded(task: Task[F], spec: RunSpec, tokenizer: Tokenizer) -> Callable[[], EvalData[F]]:
     """The run's evaluation examples and features, loaded and encoded on first use and kept."""
-    kept: list[EvalData[F]] = []
 
-    def get() -> EvalData[F]:
-        if not kept:
-            examples = evaluation_examples(task, spec)
-            kept.append(EvalData(examples, task.encode(tokenizer, examples, spec.sequence_length)))
-        return kept[0]
+    def load() -> EvalData[F]:
+        examples = evaluation_examples(task, spec)
+        return EvalData(examples, task.encode(tokenizer, examples, spec.sequence_length))
 
-    return get
+    return functools.cache(load)
 
 
 def build_context(
