@@ -118,6 +118,18 @@ def _parser() -> argparse.ArgumentParser:
         "--granularity", choices=("block", "layer"), default="block", help="sensitivity: rank blocks or layers"
     )
     tune.add_argument("--limit", type=int, help="evaluation examples of the confirmation (default: the suite's)")
+    tune.add_argument(
+        "--rungs",
+        default="50,150",
+        help="tuning examples after which a candidate whose accuracy interval lies wholly outside the budget "
+        "stops scoring (default 50,150; 'off': every candidate scores the whole tuning slice)",
+    )
+    tune.add_argument(
+        "--retime-rounds",
+        type=int,
+        default=2,
+        help="interleaved repeated timings of candidates tied in quick latency before the choice (default 2; 0: none)",
+    )
     tune.add_argument("--results-dir", type=Path, default=Path("results"), help="where records go")
     tune.add_argument("-o", "--output", type=Path, help="where tune.md, tune.json and tuned.yaml go")
     tune.add_argument("--force", action="store_true", help="measure stored candidates again")
@@ -473,6 +485,19 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def parse_rungs(text: str) -> tuple[int, ...]:
+    """`--rungs 50,150` as ascending sizes, `off` as none; BenchError naming what is wrong."""
+    if text.strip().lower() == "off":
+        return ()
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise BenchError(f"--rungs {text[:40]!r}: expected ascending example counts such as 50,150, or off") from None
+    if not sizes or any(n < 1 for n in sizes) or list(sizes) != sorted(set(sizes)):
+        raise BenchError(f"--rungs {text[:40]!r}: expected ascending positive example counts such as 50,150, or off")
+    return sizes
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     """`bench tune SUITE --budget METRIC:LIMIT [...]`."""
     from bench.interrupts import interruptible
@@ -486,11 +511,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
         raise BenchError(f"--trials must be a positive number, got {args.trials}")
     if args.limit is not None and args.limit < 1:
         raise BenchError(f"--limit must be a positive number of examples, got {args.limit}")
+    if args.retime_rounds < 0:
+        raise BenchError(f"--retime-rounds must be 0 or more, got {args.retime_rounds}")
     seconds = parse_duration(args.time_budget) if args.time_budget else None
+    rungs = parse_rungs(args.rungs)
     resolved = _load(args.suite, args.data_dir)
     compressors = [c.strip() for c in (args.compressors or "").split(",") if c.strip()]
     options = options_from(
-        TuneOptions, args, budget=budget, objective=objective, seconds=seconds, compressors=compressors
+        TuneOptions, args, budget=budget, objective=objective, seconds=seconds, compressors=compressors, rungs=rungs
     )
     console = _console()
     model, data = for_console(resolved.model.describe()), for_console(resolved.dataset.describe())

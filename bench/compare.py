@@ -210,7 +210,8 @@ def _label(r: RunRecord) -> str:
 def _index(records: Sequence[RunRecord]) -> dict[tuple[str, ...], RunRecord]:
     found: dict[tuple[str, ...], RunRecord] = {}
     for r in sorted(records, key=lambda r: r.finished_at):  # the latest measurement of a run wins
-        found[identity(r)] = r
+        if not r.spec.retiming:  # repeated timings (bench tune's near-ties) hold no accuracy
+            found[identity(r)] = r
     return found
 
 

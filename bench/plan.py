@@ -72,6 +72,8 @@ def expand(
         for comp in ordered:
             used = {name: versions[name] for name in (task.name, *(s.name for s in comp.steps)) if name in versions}
             identity = {**group_payload, "compressor": comp.identity(), "plugins": used, "bench": __version__}
+            if task.rungs is not None and not comp.is_baseline:
+                identity["rungs"] = task.rungs.model_dump()
             digest = _digest(identity)[:10]
             key = f"{comp.display_name}__{device.replace(':', '')}__bs{batch_size}__seq{seq_len}__{digest}"
             runs.append(

@@ -58,11 +58,13 @@ from bench.core.settings import Example, Prediction
 from bench.core.size import measure_saved
 from bench.core.sources import Source
 from bench.core.spec import RunSpec
-from bench.core.task import F, Task
+from bench.core.suite import RungPlan
+from bench.core.task import EvalOutput, F, Task
 from bench.failure import error_info, plugin_files
 from bench.measure.contention import BUSY_THRESHOLD, CpuContention
 from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.scoring import ScoringMeter
+from bench.measure.staged import can_stage, score_in_stages
 from bench.orphan import die_with_parent
 
 LATENCY_INPUT_POOL = 32
@@ -215,6 +217,11 @@ def _execute(run: Run) -> None:
         pool = timing_pool(task, data(), run.spec, model)
     with run.phase("latency"):
         run.parts.latency = time_latency(run, task, model, pool)
+    if run.spec.retiming:
+        run.parts.notes.append(
+            f"repeated timing {run.spec.retiming}: latency only, in a fresh process; the accuracy is the ordinary run's"
+        )
+        return
     with run.phase("evaluate"):
         run.parts.accuracy, predictions = evaluate(run, task, model, data())
     run.parts.agreement = agree(run, task, predictions)
@@ -492,20 +499,46 @@ def real_tokens_per_input(pool: Sequence[Batch]) -> float | None:
 
 def evaluate(run: Run, task: Task[F], model: ModelHandle, data: EvalData[F]) -> tuple[Accuracy, list[Prediction]]:
     """Task accuracy on the evaluation examples; the predictions are written beside the record."""
-    run.eval_batch = task.evaluation_batch_size(run.spec.shape, model)
+    batch = run.eval_batch = task.evaluation_batch_size(run.spec.shape, model)
+    staging = stages(run, task)
     meter = ScoringMeter(model)
     start = time.perf_counter()
     with meter.recording():
-        result = task.evaluate(model, data.examples, data.features, run.eval_batch)
+        if staging is None:
+            result = task.evaluate(model, data.examples, data.features, batch)
+            metrics, rows = result.metrics, result.predictions
+        else:
+            plan, baseline = staging
+
+            def score_chunk(chunk: Sequence[Example]) -> EvalOutput:
+                return task.evaluate(model, chunk, task.encode(model.tokenizer, chunk, run.spec.sequence_length), batch)
+
+            metrics, rows, run.parts.rungs = score_in_stages(task, data.examples, score_chunk, plan, baseline)
+            if run.parts.rungs.stopped:
+                run.parts.notes.append(f"scoring stopped early, {run.parts.rungs.stopped}: the accuracy is of those")
     scoring = meter.result(time.perf_counter() - start)
     path = run.folder / f"{run.spec.key}{PREDICTIONS_SUFFIX}"
-    write_predictions(path, result.predictions)
-    primary = task.primary_metric if task.primary_metric in result.metrics else None
+    write_predictions(path, rows)
+    primary = task.primary_metric if task.primary_metric in metrics else None
     run.parts.scoring = scoring
-    accuracy = Accuracy(
-        metrics=result.metrics, n_examples=len(data.examples), predictions_file=path.name, primary_metric=primary
-    )
-    return accuracy, result.predictions
+    accuracy = Accuracy(metrics=metrics, n_examples=len(rows), predictions_file=path.name, primary_metric=primary)
+    return accuracy, rows
+
+
+def stages(run: Run, task: Task) -> tuple[RungPlan, list[Prediction]] | None:
+    """The rungs to score in and the baseline predictions to judge them against, or None (every example at
+    once: no rungs asked for, the baseline itself, or a task or run that cannot judge them; noted)."""
+    plan = run.spec.task.rungs
+    if plan is None or run.spec.is_baseline:
+        return None
+    if not can_stage(task):
+        run.parts.notes.append(f"rungs ignored: task {task.name} cannot score prediction rows on their own")
+        return None
+    baseline_file = run.job.baseline_predictions
+    if not baseline_file or not Path(baseline_file).is_file():
+        run.parts.notes.append("rungs ignored: no baseline predictions to judge them against")
+        return None
+    return plan, read_predictions(Path(baseline_file))
 
 
 def agree(run: Run, task: Task, predictions: list[Prediction]) -> Agreement | None:

@@ -164,12 +164,12 @@ def test_unit_patterns_match_every_runtimes_names() -> None:
 
 
 def test_pareto_front() -> None:
-    def trial(acc: float) -> Any:
-        return SimpleNamespace(ok=True, accuracy=acc)
+    def trial(acc: float, complete: bool = True) -> Any:
+        return SimpleNamespace(ok=True, complete=complete, accuracy=acc)
 
-    trials = [trial(80.0), trial(79.0), trial(78.0), trial(79.5)]
-    cost = {0: 10.0, 1: 5.0, 2: 6.0, 3: 5.0}
-    assert on_front(trials, cost) == {0, 3}  # 1 and 2 are beaten by 3
+    trials = [trial(80.0), trial(79.0), trial(78.0), trial(79.5), trial(90.0, complete=False)]
+    cost = {0: 10.0, 1: 5.0, 2: 6.0, 3: 5.0, 4: 1.0}
+    assert on_front(trials, cost) == {0, 3}  # 1 and 2 are beaten by 3; 4 stopped at a rung, on fewer examples
 
 
 def test_tuned_suite_reproduces_from_elsewhere(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> None:

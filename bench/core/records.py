@@ -184,6 +184,39 @@ class Placement(BaseModel):
     the loss was seen)."""
 
 
+class RungCheck(BaseModel):
+    """The accuracy judged after one rung of a staged evaluation (see `RungPlan`)."""
+
+    examples: int
+    delta: float
+    """The metric's change against the baseline on these examples."""
+    low: float
+    high: float
+    """Its paired bootstrap 95% interval."""
+    allowed_delta: float
+    outside: bool
+    """Whether the whole interval lies below `allowed_delta`: the budget cannot hold."""
+
+
+class RungTrail(BaseModel):
+    """How a staged evaluation went: the checks made, and where and why it stopped (None: it ran to the end)."""
+
+    metric: str
+    checks: list[RungCheck] = Field(default_factory=list)
+    stopped: str | None = None
+    """Why scoring stopped before the last example, e.g. "after 50 of 300 examples, the 95% interval of
+    f1's change [-9.1, -3.2] lies wholly below the allowed -1.00"."""
+
+    @property
+    def stopped_at(self) -> int | None:
+        """Examples scored when it stopped, or None."""
+        return self.checks[-1].examples if self.stopped and self.checks else None
+
+    def delta_at(self, examples: int) -> float | None:
+        """The change measured after exactly `examples` examples, or None."""
+        return next((c.delta for c in self.checks if c.examples == examples), None)
+
+
 class Findings(BaseModel):
     """What a run found, part by part: its phases fill these in as they complete, so that a run that fails
     later keeps what was measured. A record is its findings plus how the run ended."""
@@ -211,6 +244,8 @@ class Findings(BaseModel):
     execution: Execution | None = None
     """Attention kernels and compilation of the measured model (None: records older than these fields, or
     runs that ended before compression)."""
+    rungs: RungTrail | None = None
+    """A staged evaluation's checks (None: the run scored every example at once)."""
 
 
 class RunRecord(Findings):

@@ -86,6 +86,14 @@ def texts_field(row: Mapping[str, JsonValue], key: str) -> list[str]:
     return [str(v) for v in value]
 
 
+def integer_field(row: Mapping[str, JsonValue], key: str) -> int:
+    """`row[key]` as an integer; TypeError names the key when the row holds something else."""
+    value = row.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"field '{key}' of example {row.get('id')!r} is {type(value).__name__}, not an integer")
+    return value
+
+
 def integers_field(row: Mapping[str, JsonValue], key: str) -> list[int]:
     """`row[key]` as a list of integers."""
     value = row.get(key, [])

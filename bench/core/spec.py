@@ -37,6 +37,9 @@ class RunSpec(BaseModel):
     """Key shared by the runs compared in one table: everything but the compressor."""
     key: str
     """Unique and stable for the same configuration; also the record's file stem."""
+    retiming: int = 0
+    """0 for an ordinary run; N for the Nth repeated timing of the same configuration in a fresh process,
+    which measures latency only (the accuracy is the ordinary run's). See `retimed`."""
 
     @property
     def batch_size(self) -> int:
@@ -57,3 +60,10 @@ class RunSpec(BaseModel):
     def attention(self) -> Attention | None:
         """The attention implementation requested for this run (None: transformers' default)."""
         return self.compressor.attention or self.model.attention
+
+
+def retimed(spec: RunSpec, round_: int) -> RunSpec:
+    """The spec of repeated timing `round_` (>= 1) of `spec`: the same configuration under its own key."""
+    if round_ < 1:
+        raise ValueError("retiming rounds count from 1")
+    return spec.model_copy(update={"retiming": round_, "key": f"{spec.key}__retime{round_}"})

@@ -6,6 +6,7 @@ import difflib
 import re
 import warnings
 from dataclasses import fields
+from itertools import pairwise
 from pathlib import Path
 
 from pydantic import (
@@ -103,6 +104,25 @@ class TuningConfig(StrictModel):
     split, none on another split."""
 
 
+class RungPlan(StrictModel):
+    """Scoring in stages, as successive halving does: after each of `sizes` examples (ascending, each fewer
+    than the run's), the paired 95% interval of `metric`'s change against the baseline is judged, and the
+    evaluation stops when it lies wholly below `allowed_delta`. `bench tune` sets it on its candidates."""
+
+    sizes: list[PositiveInt] = Field(min_length=1)
+    metric: str = Field(min_length=1)
+    """An accuracy metric of the task, e.g. `f1`."""
+    allowed_delta: float
+    """The largest loss against the baseline that may still keep the budget (usually negative)."""
+
+    @field_validator("sizes")
+    @classmethod
+    def _ascending(cls, sizes: list[int]) -> list[int]:
+        if any(b <= a for a, b in pairwise(sizes)):
+            raise ValueError(f"rung sizes must ascend: {sizes}")
+        return sizes
+
+
 class TaskConfig(StrictModel):
     """Which task family, on which data, and how many evaluation examples."""
 
@@ -119,11 +139,15 @@ class TaskConfig(StrictModel):
     """Examples of the split skipped before the `limit` evaluated ones (`bench tune` trials use it)."""
     tuning: TuningConfig | None = None
     """Where `bench tune` draws its tuning examples (not used by `bench run`)."""
+    rungs: RungPlan | None = None
+    """Stop scoring early when the accuracy is already decided (`bench tune` candidates; None: score all)."""
 
     def identity(self) -> dict[str, JsonValue]:
-        """What shapes a run's figures, for run keys: the tuning section does not, nor a zero offset (so
-        that records stored before these keys existed keep their keys)."""
-        return self.model_dump(exclude={"tuning", *(() if self.offset else ("offset",))})
+        """What shapes a run's figures, for run keys and groups: the tuning section does not, nor a zero
+        offset (so that records stored before these keys existed keep their keys). Rungs are left out too:
+        they decide how much of a run is scored, not what a score means, so a staged run stays in its
+        baseline's group (its key holds them)."""
+        return self.model_dump(exclude={"tuning", "rungs", *(() if self.offset else ("offset",))})
 
     def tuning_slice(self, evaluated: int | None = None) -> TaskConfig:
         """The task as `bench tune` scores candidates: the tuning examples, disjoint from the evaluated ones

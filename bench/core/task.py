@@ -107,6 +107,12 @@ class Task(ABC, Generic[F]):
     def evaluate(self, model: ModelHandle, examples: Sequence[Example], features: F, batch_size: int) -> EvalOutput:
         """Predict every example, `batch_size` inputs per call, and score against its references."""
 
+    def score_predictions(self, rows: Sequence[Prediction]) -> dict[str, MetricValue] | None:
+        """The metrics of prediction rows as `evaluate` writes them, so that a run can be scored in stages
+        (`RungPlan`) and still report what one `evaluate` call over all its examples would. Default: None, the
+        task cannot, and its runs score every example at once."""
+        return None
+
     @abstractmethod
     def agreement(self, predictions: Sequence[Prediction], baseline: Sequence[Prediction]) -> dict[str, MetricValue]:
         """How closely `predictions` match the uncompressed model's, on the shared example ids."""

@@ -120,6 +120,11 @@ def median_change(base: Sequence[float], new: Sequence[float]) -> Interval:
     return statistic_change(base, new, "p50")
 
 
+def has_interval(metric: str) -> bool:
+    """Whether `accuracy_delta` can give `metric` a paired interval (from rows that carry its fields)."""
+    return metric in PER_EXAMPLE or metric in CORPUS
+
+
 def accuracy_delta(
     metric: str, base_rows: Sequence[Mapping[str, Any]], new_rows: Sequence[Mapping[str, Any]]
 ) -> Interval | None:

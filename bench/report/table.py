@@ -141,6 +141,8 @@ def build_tables(
     per-example rows, for the accuracy intervals."""
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for r in records:
+        if r.spec.retiming:  # a repeated timing of a run in the table (bench tune's near-ties), not a row
+            continue
         groups.setdefault((r.machine, r.spec.group), []).append(r)
     tables: list[GroupTable] = []
     for (machine, _), members in sorted(groups.items(), key=lambda kv: (kv[0][0], _group_title(kv[1][0]))):

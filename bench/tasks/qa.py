@@ -276,11 +276,9 @@ class QATask(Task[QAFeatures]):
         for w, ex in enumerate(features.example_index.tolist()):
             windows.setdefault(ex, []).append(w)
         rows: list[Prediction] = []
-        scored: list[tuple[str, list[str]]] = []
         for i, example in enumerate(examples):
             text, score = self._best_span(features.contexts[i], windows.get(i, []), features, start, end)
             answers = texts_field(example, "answers")
-            scored.append((text, answers))
             rows.append(
                 {
                     "id": example["id"],
@@ -290,8 +288,11 @@ class QATask(Task[QAFeatures]):
                     **per_example_squad(text, answers),
                 }
             )
-        metrics = squad_scores(scored)
-        return EvalOutput(metrics=metrics, predictions=rows)
+        return EvalOutput(metrics=self.score_predictions(rows), predictions=rows)
+
+    def score_predictions(self, rows: Sequence[Prediction]) -> dict[str, MetricValue]:
+        """SQuAD EM and F1 of the rows' answers."""
+        return squad_scores((text_field(r, "prediction"), texts_field(r, "answers")) for r in rows)
 
     def agreement(self, predictions: Sequence[Prediction], baseline: Sequence[Prediction]) -> dict[str, MetricValue]:
         return qa_agreement(predictions, baseline)

@@ -19,7 +19,7 @@ from bench.core.generation_timing import time_generation
 from bench.core.latency import LatencyResult, LatencySettings
 from bench.core.metrics import MetricValue
 from bench.core.model import Batch, ModelHandle, Outputs, Tokenizer
-from bench.core.settings import Example, PluginConfig, Prediction, text_field, texts_field
+from bench.core.settings import Example, PluginConfig, Prediction, integer_field, text_field, texts_field
 from bench.core.shape import Shape
 from bench.core.sources import Source
 from bench.core.task import EvalOutput, SuiteDefaults, Task
@@ -220,22 +220,27 @@ class Seq2SeqTask(Task[Seq2SeqFeatures]):
             counts = new_token_count(sequences, tokenizer.eos_token_id)
             for i, text, count in zip(chunk, texts, counts, strict=True):
                 outputs[i] = (text.strip(), count)
-        predictions = [outputs[i][0] for i in range(len(examples))]
-        metrics = self.score(predictions, features.references)
-        metrics.update(length_metrics(predictions, features.references))
-        tokens = [outputs[i][1] for i in range(len(examples))]
-        metrics["output_tokens"] = MetricValue(value=sum(tokens) / max(1, len(tokens)), higher_is_better=None)
         rows: list[Prediction] = [
             {
                 "id": example["id"],
-                "prediction": predictions[i],
+                "prediction": outputs[i][0],
                 "reference": features.references[i],
-                "output_tokens": tokens[i],
-                **self.per_example(predictions[i], features.references[i]),
+                "output_tokens": outputs[i][1],
+                **self.per_example(outputs[i][0], features.references[i]),
             }
             for i, example in enumerate(examples)
         ]
-        return EvalOutput(metrics=metrics, predictions=rows)
+        return EvalOutput(metrics=self.score_predictions(rows), predictions=rows)
+
+    def score_predictions(self, rows: Sequence[Prediction]) -> dict[str, MetricValue]:
+        """Corpus accuracy, output lengths against the references, and mean generated tokens."""
+        predictions = [text_field(r, "prediction") for r in rows]
+        references = [text_field(r, "reference") for r in rows]
+        metrics = self.score(predictions, references)
+        metrics.update(length_metrics(predictions, references))
+        tokens = [integer_field(r, "output_tokens") for r in rows]
+        metrics["output_tokens"] = MetricValue(value=sum(tokens) / max(1, len(tokens)), higher_is_better=None)
+        return metrics
 
     def score(self, predictions: Sequence[str], references: Sequence[str]) -> dict[str, MetricValue]:
         """Corpus-level accuracy against the references."""

@@ -1,8 +1,9 @@
 """`bench tune`: the configuration that is best on an objective while keeping an accuracy budget.
 
 Candidates are scored on tuning examples disjoint from the evaluation examples, each as an ordinary
-stored run (so a search resumes where it stopped); the choice is confirmed once on the evaluation examples
-with the full measurement and the budget judged with a paired bootstrap interval.
+stored run (so a search resumes where it stopped), in rungs that stop a hopeless candidate early; near-ties
+in quick latency are timed again; the choice is confirmed once on the evaluation examples with the full
+measurement and the budget judged with a paired bootstrap interval.
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from bench.tune.goals import Budget, Objective
 from bench.tune.layers import Granularity, linear_layers, units
 from bench.tune.optuna_search import Sampler
 from bench.tune.outcome import TuneSummary, TuningExamples, trial_rows, tuned_suite, write
+from bench.tune.retime import Retiming, settle
 from bench.tune.space import families
 from bench.tune.trials import Limits, TrialRunner
 
 DEFAULT_OPTUNA_TRIALS = 30
+DEFAULT_RUNGS = (50, 150)
+"""Tuning examples after which a candidate's accuracy is judged before it scores the rest."""
+DEFAULT_RETIME_ROUNDS = 2
 
 
 @dataclass
@@ -47,6 +52,10 @@ class TuneOptions:
     limit: int | None = None
     """Evaluation examples of the confirmation (default: the suite's)."""
     force: bool = False
+    rungs: tuple[int, ...] = DEFAULT_RUNGS
+    """Rung sizes below the tuning slice's (empty: every candidate scores the whole slice)."""
+    retime_rounds: int = DEFAULT_RETIME_ROUNDS
+    """Interleaved repeated timings of near-tied candidates (0: choose on quick latency alone)."""
     output: Path | None = None
     """Where tune.json, tune.md and tuned.yaml go (default: the search's results folder)."""
 
@@ -72,7 +81,15 @@ def tune(resolved: ResolvedSuite, suite_path: Path, options: TuneOptions, consol
     with folder_lock(folder):
         clean_work(folder, console)
         runner = TrialRunner(
-            resolved, tuning_suite, folder, options.budget, options.objective, limits, console, options.force
+            resolved,
+            tuning_suite,
+            folder,
+            options.budget,
+            options.objective,
+            limits,
+            console,
+            options.force,
+            rungs=options.rungs,
         )
         if options.strategy == "optuna":
             optuna_search.search(runner, chosen_families, options.sampler, suite.seed, limits.trials or 0)
@@ -80,12 +97,12 @@ def tune(resolved: ResolvedSuite, suite_path: Path, options: TuneOptions, consol
             layered = any(f.layer_step is not None for f in chosen_families)
             found = units(_layer_names(resolved), options.granularity) if layered else []
             sensitivity.search(runner, chosen_families, found)
-        best = sensitivity.best_feasible(runner.trials, runner)
+        best, retimings = settle(sensitivity.ranked_feasible(runner.trials, runner), runner, options.retime_rounds)
         confirmation = None
         if best is not None:
             console.print(f"[bold]confirming[/bold] {best.row.display_name} on the evaluation examples")
             confirmation = confirm(runner, resolved, best.row, options.budget, options.objective, options.limit)
-        summary = _summary(runner, options, confirmation, best.row.display_name if best else None)
+        summary = _summary(runner, options, confirmation, best.row.display_name if best else None, retimings)
         out = options.output or folder
         text = None
         if best is not None:
@@ -109,6 +126,7 @@ def _summary(
     options: TuneOptions,
     confirmation: Confirmation | None,
     chosen: str | None,
+    retimings: list[Retiming],
 ) -> TuneSummary:
     tuning_ids = sorted(evaluation_ids(runner.folder, runner.baseline))
     shared = 0
@@ -130,7 +148,9 @@ def _summary(
         tuning=TuningExamples(
             split=task.split, offset=task.offset, count=len(tuning_ids), ids=tuning_ids, evaluation_ids_shared=shared
         ),
+        rungs=runner.rungs.sizes if runner.rungs else [],
         trials=trial_rows(runner.trials, runner.baseline_value, cost),
+        retimed=retimings,
         chosen=chosen,
         stopped=runner.stopped,
         verdict=confirmation.verdict if confirmation else None,

@@ -14,6 +14,7 @@ from bench.core.records import atomic_write_text
 from bench.core.suite import CompressorConfig
 from bench.suite_yaml import read_yaml
 from bench.tune.confirm import Verdict
+from bench.tune.retime import Retiming
 from bench.tune.trials import Trial
 
 
@@ -33,6 +34,10 @@ class TrialRow(BaseModel):
     on_front: bool
     reused: bool
     why: str
+    examples: int | None = None
+    """Tuning examples it scored (fewer than the slice when it stopped at a rung)."""
+    stopped: str | None = None
+    """Why it stopped scoring at a rung (its accuracy interval wholly outside the budget), or None."""
 
 
 class TuningExamples(BaseModel):
@@ -58,7 +63,11 @@ class TuneSummary(BaseModel):
     baseline_accuracy: float
     baseline_objective: float | None
     tuning: TuningExamples
+    rungs: list[int] = []
+    """Tuning examples after which each candidate was judged before scoring the rest (empty: no rungs)."""
     trials: list[TrialRow]
+    retimed: list[Retiming] = []
+    """The near-tied candidates timed again before the choice (empty: no near-tie)."""
     chosen: str | None
     stopped: str | None
     """Why the search ended before its strategy did (a trial or time budget), or None."""
@@ -74,8 +83,9 @@ class TuneSummary(BaseModel):
 
 
 def on_front(trials: Sequence[Trial], cost: dict[int, float]) -> set[int]:
-    """Indices of the trials no other trial beats on both accuracy and the objective."""
-    points = {i: (t.accuracy, cost[i]) for i, t in enumerate(trials) if t.ok and t.accuracy is not None}
+    """Indices of the trials no other trial beats on both accuracy and the objective (of those that scored
+    the whole tuning slice)."""
+    points = {i: (t.accuracy, cost[i]) for i, t in enumerate(trials) if t.complete and t.accuracy is not None}
     front = set()
     for i, (acc, c) in points.items():
         dominated = any(
@@ -103,6 +113,8 @@ def trial_rows(trials: Sequence[Trial], baseline_value: float, cost: dict[int, f
             on_front=i in front,
             reused=t.reused,
             why=t.why,
+            examples=t.examples,
+            stopped=t.stopped,
         )
         for i, t in enumerate(trials)
     ]
@@ -127,6 +139,14 @@ def markdown(summary: TuneSummary) -> str:
         "measurement.",
         "",
     ]
+    if summary.rungs:
+        stopped = sum(1 for t in summary.trials if t.stopped)
+        lines += [
+            f"Each candidate was judged after {' and '.join(map(str, summary.rungs))} tuning examples, and stopped "
+            f"scoring where the paired 95% interval of its {summary.metric} change lay wholly outside the budget: "
+            f"{stopped} of {len(summary.trials)} candidates stopped early.",
+            "",
+        ]
     if summary.stopped:
         lines += [f"The search stopped early: {summary.stopped}.", ""]
     v = summary.verdict
@@ -144,6 +164,7 @@ def markdown(summary: TuneSummary) -> str:
             f"{figure(v.chosen_objective)} against {figure(v.baseline_objective)}{factor}.",
             "",
         ]
+    lines += _retimed(summary)
     snippet = summary.snippet()
     if snippet is not None:
         lines += ["The chosen row, for a suite's `compressors:` (`tuned.yaml` holds a whole suite with it):", ""]
@@ -155,10 +176,38 @@ def markdown(summary: TuneSummary) -> str:
     for i, t in enumerate(summary.trials, 1):
         lines.append(
             f"| {i} | `{t.label}` | {t.family} | {figure(t.accuracy)} | {figure(t.delta, sign=True)} | "
-            f"{figure(t.objective, 3)} | {'yes' if t.feasible else 'no' if t.status == 'ok' else t.status} | "
+            f"{figure(t.objective, 3)} | {_within(t)} | "
             f"{'★' if t.on_front else ''} | {t.why} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _within(trial: TrialRow) -> str:
+    """The table's "within budget" cell."""
+    if trial.status != "ok":
+        return trial.status
+    if trial.stopped:
+        return f"no, stopped at {trial.examples}"
+    return "yes" if trial.feasible else "no"
+
+
+def _retimed(summary: TuneSummary) -> list[str]:
+    """The near-tie paragraph and table of tune.md (nothing without a near-tie)."""
+    if not summary.retimed:
+        return []
+    rounds = max(len(r.rounds) for r in summary.retimed)
+    lines = [
+        f"Near-tie in quick {summary.objective}: these candidates' bootstrap intervals overlapped, so each was "
+        f"timed again in fresh processes, {rounds} interleaved rounds (each round in the reverse order of the "
+        "last), and the best mean chosen:",
+        "",
+        "| candidate | quick | " + " | ".join(f"round {i}" for i in range(1, rounds + 1)) + " | mean | chosen |",
+        "| --- | ---: | " + "---: | " * rounds + "---: | --- |",
+    ]
+    for r in summary.retimed:
+        cells = [figure(r.quick, 3), *(figure(v, 3) for v in r.rounds), *["–"] * (rounds - len(r.rounds))]
+        lines.append(f"| `{r.label}` | {' | '.join(cells)} | {figure(r.mean, 3)} | {'✓' if r.chosen else ''} |")
+    return [*lines, ""]
 
 
 def tuned_suite(suite_path: Path, row: CompressorConfig, out: Path, comment: str) -> str:

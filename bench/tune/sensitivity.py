@@ -18,8 +18,31 @@ from bench.tune.trials import Trial, TrialRunner
 
 def best_feasible(trials: Sequence[Trial], runner: TrialRunner) -> Trial | None:
     """The candidate with the best objective among those within budget."""
+    return next(iter(ranked_feasible(trials, runner)), None)
+
+
+def ranked_feasible(trials: Sequence[Trial], runner: TrialRunner) -> list[Trial]:
+    """The candidates within budget, best objective first."""
     feasible = [t for t in trials if t.feasible and t.objective is not None]
-    return min(feasible, key=lambda t: runner.objective.cost(t.objective or 0.0), default=None)
+    return sorted(feasible, key=lambda t: runner.objective.cost(t.objective or 0.0))
+
+
+def given_back(trial: Trial, full: Trial) -> float | None:
+    """How much accuracy `trial` has over `full`, on the tuning examples both scored: all of them, or, when
+    either stopped at a rung, the largest rung both reached (None: no shared figure)."""
+    if not (trial.ok and full.ok) or trial.accuracy is None or full.accuracy is None:
+        return None
+    if trial.complete and full.complete:
+        return trial.accuracy - full.accuracy
+    mine, theirs = trial.record.rungs, full.record.rungs
+    if mine is None or theirs is None:
+        return None
+    shared = {c.examples for c in mine.checks} & {c.examples for c in theirs.checks}
+    if not shared:
+        return None
+    n = max(shared)
+    a, b = mine.delta_at(n), theirs.delta_at(n)
+    return None if a is None or b is None else a - b
 
 
 def search(runner: TrialRunner, families: Sequence[Family], units: Sequence[Unit]) -> None:
@@ -66,8 +89,9 @@ def _search_family(runner: TrialRunner, family: Family, full: Trial, units: Sequ
         trial = runner.measure(family.candidate({}, [unit.pattern]), family.name, f"{unit.name} alone kept in float")
         if trial is None:
             return False
-        if trial.ok and trial.accuracy is not None and full.accuracy is not None:
-            gains.append((trial.accuracy - full.accuracy, index, unit))
+        gain = given_back(trial, full)
+        if gain is not None:
+            gains.append((gain, index, unit))
     ranked = [unit for _, _, unit in sorted(gains, key=lambda g: (-g[0], g[1]))]
     for k in range(1, len(ranked) + 1):
         kept = ranked[:k]

@@ -31,6 +31,17 @@ def show(result: TuneResult, console: Console) -> None:
     console.print(table)
     if s.stopped:
         console.print(f"[yellow]stopped early: {for_console(s.stopped)}[/yellow]")
+    early = sum(1 for t in s.trials if t.stopped)
+    if early:
+        console.print(f"{early} of {len(s.trials)} candidates stopped scoring at a rung, already outside the budget")
+    for r in s.retimed:
+        rounds = ", ".join(figure(v, 3) for v in r.rounds)
+        mark = "  [green]chosen[/green]" if r.chosen else ""
+        console.print(
+            f"  re-timed {for_console(r.label)}: quick {figure(r.quick, 3)}, rounds {rounds}, mean "
+            f"{figure(r.mean, 3)}{mark}",
+            highlight=False,
+        )
     v = s.verdict
     if s.chosen is None:
         console.print(f"[red]no candidate kept the budget {for_console(s.budget)} on the tuning examples[/red]")

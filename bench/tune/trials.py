@@ -1,9 +1,12 @@
 """Trials: each candidate is an ordinary run on the tuning examples (quick latency), stored as a record, so
-that an interrupted search resumes without measuring a stored candidate again."""
+that an interrupted search resumes without measuring a stored candidate again. Candidates score in rungs
+(successive halving): one whose accuracy interval lies wholly outside the budget after the first rung's
+examples stops scoring there."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -14,10 +17,11 @@ from bench.core.errors import BenchError
 from bench.core.launcher import ResolvedSuite, RunOptions
 from bench.core.records import RunRecord, Status
 from bench.core.spec import RunSpec
-from bench.core.suite import CompressorConfig, SuiteConfig
+from bench.core.suite import CompressorConfig, RungPlan, SuiteConfig
 from bench.launchers.sequence import environment_for, plan, reusable
 from bench.launchers.single_run import run_one
 from bench.plan import BASELINE
+from bench.report.bootstrap import has_interval
 from bench.report.text import for_console
 from bench.tune.goals import Budget, Objective
 
@@ -41,6 +45,21 @@ class Trial:
     def ok(self) -> bool:
         """Whether it ran and produced both figures."""
         return self.record.status == Status.OK and self.accuracy is not None and self.objective is not None
+
+    @property
+    def stopped(self) -> str | None:
+        """Why it stopped scoring at a rung, its accuracy already outside the budget (None: it scored all)."""
+        return self.record.rungs.stopped if self.record.rungs else None
+
+    @property
+    def complete(self) -> bool:
+        """Whether both figures are there and the accuracy is over the whole tuning slice."""
+        return self.ok and self.stopped is None
+
+    @property
+    def examples(self) -> int | None:
+        """Tuning examples it scored."""
+        return self.record.accuracy.n_examples if self.record.accuracy else None
 
 
 @dataclass
@@ -73,6 +92,7 @@ class TrialRunner:
         limits: Limits,
         console: Console,
         force: bool = False,
+        rungs: Sequence[int] = (),
     ) -> None:
         self.resolved = replace(resolved, suite=tuning)
         self.folder = folder
@@ -94,13 +114,35 @@ class TrialRunner:
                 f"--budget {budget.text}: the task reports no {budget.metric}; it reports {', '.join(known)}"
             )
         self.baseline_value = base
+        self.rungs = self._rung_plan(rungs)
 
-    def _spec(self, row: CompressorConfig) -> tuple[RunSpec, str]:
-        suite = self.resolved.suite.model_copy(update={"compressors": [CompressorConfig(name=BASELINE), row]})
-        resolved = replace(self.resolved, suite=suite)
-        specs = plan(resolved, RunOptions(results_dir=self.folder, quick=True))
-        baseline, spec = specs
-        return spec, baseline.key
+    def _rung_plan(self, sizes: Sequence[int]) -> RungPlan | None:
+        """Rungs below the tuning slice's size, judged on the budget's metric (None: none, or a metric
+        without a per-example interval, said on the console)."""
+        total = self.baseline.accuracy.n_examples if self.baseline.accuracy else 0
+        below = sorted({n for n in sizes if n < total})
+        if not below:
+            return None
+        kind, _, name = self.budget.metric.partition(".")
+        if kind != "accuracy" or not has_interval(name):
+            self.console.print(
+                f"  [dim]every candidate scores all {total} tuning examples: {self.budget.metric} has no paired "
+                "interval to stop a candidate early on[/dim]"
+            )
+            return None
+        self.console.print(
+            f"  [dim]candidates score {', '.join(map(str, below))}, then {total} tuning examples, stopping "
+            f"where the {name} interval lies wholly outside the budget[/dim]"
+        )
+        return RungPlan(sizes=below, metric=name, allowed_delta=self.budget.allowed_delta(self.baseline_value))
+
+    def spec(self, row: CompressorConfig, rungs: RungPlan | None = None) -> RunSpec:
+        """The run of `row` on the tuning examples (quick latency), scored in `rungs` when given."""
+        suite = self.resolved.suite
+        task = suite.task.model_copy(update={"rungs": rungs})
+        suite = suite.model_copy(update={"task": task, "compressors": [CompressorConfig(name=BASELINE), row]})
+        _, spec = plan(replace(self.resolved, suite=suite), RunOptions(results_dir=self.folder, quick=True))
+        return spec
 
     def _run(self, spec: RunSpec, baseline_key: str | None) -> tuple[RunRecord, bool]:
         stored = reusable(self.folder, spec, self.here, self.force)
@@ -115,7 +157,7 @@ class TrialRunner:
         return record, reused
 
     def _baseline(self) -> RunRecord:
-        spec, _ = self._spec(CompressorConfig(name=BASELINE))
+        spec = self.spec(CompressorConfig(name=BASELINE))
         record, _ = self.run_spec(spec, None, "baseline on the tuning examples")
         if record.status != Status.OK:
             detail = record.error.describe() if record.error else record.status.value
@@ -132,11 +174,11 @@ class TrialRunner:
         if reason is not None:
             self.stopped = self.stopped or reason
             return None
-        spec, baseline_key = self._spec(row)
-        record, reused = self._run(spec, baseline_key)
+        record, reused = self._run(self.spec(row, self.rungs), self.baseline.spec.key)
         accuracy = self.budget.read(record) if record.status == Status.OK else None
         value = self.objective.read(record) if record.status == Status.OK else None
-        feasible = value is not None and self.budget.holds(self.baseline_value, accuracy)
+        complete = record.rungs is None or record.rungs.stopped is None
+        feasible = value is not None and complete and self.budget.holds(self.baseline_value, accuracy)
         trial = Trial(row, record, accuracy, value, feasible, reused, family, why)
         self.trials.append(trial)
         self._say(record, reused, why, trial)
@@ -152,6 +194,8 @@ class TrialRunner:
         figures = verdict = ""
         if trial is not None and trial.ok and trial.accuracy is not None and trial.objective is not None:
             verdict = "  [green]within budget[/green]" if trial.feasible else "  [yellow]over budget[/yellow]"
+            if trial.stopped:
+                verdict = f"  [yellow]stopped at {trial.examples} examples[/yellow]"
             figures = (
                 f"  {self.budget.metric} {trial.accuracy:.2f} ({trial.accuracy - self.baseline_value:+.2f}), "
                 f"{self.objective.name} {trial.objective:.4g}"
@@ -163,3 +207,5 @@ class TrialRunner:
         self.console.print(line, highlight=False)
         if why:
             self.console.print(f"      [dim]{for_console(why)}[/dim]", highlight=False)
+        if trial is not None and trial.stopped:
+            self.console.print(f"      [dim]stopped {for_console(trial.stopped)}[/dim]", highlight=False)
