@@ -96,7 +96,8 @@ def add_intervals(
     predictions: PredictionsOf | None,
 ) -> pd.DataFrame:
     """Add `<key>.lo`/`<key>.hi` bootstrap bounds of each delta against `base`: accuracy (paired, over
-    the shared examples) and p50 latency (over the raw samples)."""
+    the shared examples) and p50 latency (over the raw samples). A run that scored only some of the
+    baseline's examples (stopped at a rung) gets the paired delta on those as its delta too."""
     out = frame.copy()
     base_rows = predictions(base) if predictions else None
     base_latency = main_latency(base)
@@ -104,11 +105,14 @@ def add_intervals(
         if record is base or record.status != Status.OK:
             continue
         rows = predictions(record) if predictions and base_rows else None
+        partial = rows is not None and base_rows is not None and len(rows) < len(base_rows)
         for metric in metric_names:
             interval = accuracy_delta(metric, base_rows, rows) if base_rows and rows else None
             if interval is not None:
                 out.loc[i, f"acc.{metric}.lo"] = interval.low
                 out.loc[i, f"acc.{metric}.hi"] = interval.high
+                if partial:
+                    out.loc[i, f"acc.{metric}.delta"] = interval.delta
         latency = main_latency(record)
         if latency is not None and base_latency is not None and latency.samples_ms and base_latency.samples_ms:
             interval = median_change(base_latency.samples_ms, latency.samples_ms)

@@ -29,6 +29,7 @@ class TrialRow(BaseModel):
     status: str
     accuracy: float | None
     delta: float | None
+    """Against the baseline; for a candidate stopped at a rung, the paired change on the examples it scored."""
     objective: float | None
     feasible: bool
     on_front: bool
@@ -107,7 +108,7 @@ def trial_rows(trials: Sequence[Trial], baseline_value: float, cost: dict[int, f
             settings=t.row.model_dump(exclude_none=True, exclude={"label"}),
             status=t.record.status.value,
             accuracy=t.accuracy,
-            delta=None if t.accuracy is None else t.accuracy - baseline_value,
+            delta=t.delta(baseline_value),
             objective=t.objective,
             feasible=t.feasible,
             on_front=i in front,
@@ -177,7 +178,7 @@ def markdown(summary: TuneSummary) -> str:
         lines.append(
             f"| {i} | `{t.label}` | {t.family} | {figure(t.accuracy)} | {figure(t.delta, sign=True)} | "
             f"{figure(t.objective, 3)} | {_within(t)} | "
-            f"{'★' if t.on_front else ''} | {t.why} |"
+            f"{'★' if t.on_front else ''} | {t.why}{f'; stopped {t.stopped}' if t.stopped else ''} |"
         )
     return "\n".join(lines) + "\n"
 

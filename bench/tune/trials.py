@@ -56,6 +56,14 @@ class Trial:
         """Whether both figures are there and the accuracy is over the whole tuning slice."""
         return self.ok and self.stopped is None
 
+    def delta(self, baseline_value: float) -> float | None:
+        """The accuracy change against the baseline: over the whole slice, or, for a candidate stopped at a
+        rung, the paired change on the examples it scored (the baseline's value over all would mislead)."""
+        rungs = self.record.rungs
+        if self.stopped and rungs is not None and rungs.checks:
+            return rungs.checks[-1].delta
+        return None if self.accuracy is None else self.accuracy - baseline_value
+
     @property
     def examples(self) -> int | None:
         """Tuning examples it scored."""
@@ -196,8 +204,9 @@ class TrialRunner:
             verdict = "  [green]within budget[/green]" if trial.feasible else "  [yellow]over budget[/yellow]"
             if trial.stopped:
                 verdict = f"  [yellow]stopped at {trial.examples} examples[/yellow]"
+            change = trial.delta(self.baseline_value)
             figures = (
-                f"  {self.budget.metric} {trial.accuracy:.2f} ({trial.accuracy - self.baseline_value:+.2f}), "
+                f"  {self.budget.metric} {trial.accuracy:.2f} ({change if change is not None else 0.0:+.2f}), "
                 f"{self.objective.name} {trial.objective:.4g}"
             )
         elif record.error is not None:
