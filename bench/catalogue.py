@@ -82,11 +82,33 @@ def _throughput(r: RunRecord) -> float | None:
 
 
 def _phase_mb(phase: str) -> Callable[[RunRecord], float | None]:
+    """A phase's peak resident memory: the serving process's where the run was served from its saved files
+    (what a deployment needs), else the compressing process's."""
+    served = {"latency": "timing_peak", "evaluate": "scoring_peak"}[phase]
+
     def read(r: RunRecord) -> float | None:
+        if r.serving is not None and r.serving.where == "fresh process":
+            value = getattr(r.serving, served)
+            return value / MB if value else None
         peak = r.memory.phase_peaks.get(phase) if r.memory else None
         return peak / MB if peak else None
 
     return read
+
+
+def _serving_mb(figure: str) -> Callable[[RunRecord], float | None]:
+    """A serving process's memory figure (`rss_runtime`: after the runtime's imports; `model_bytes`: what
+    loading the model added)."""
+
+    def read(r: RunRecord) -> float | None:
+        value = getattr(r.serving, figure) if r.serving is not None else None
+        return value / MB if value else None
+
+    return read
+
+
+def _load_s(r: RunRecord) -> float | None:
+    return r.serving.load_s if r.serving is not None else None
 
 
 def _gpu_mb(phase: str, figure: str) -> Callable[[RunRecord], float | None]:
@@ -183,6 +205,20 @@ FIXED: tuple[Metric, ...] = (
         "tokens_per_s", "tokens_per_s", "tokens/s", _tokens_per_s, True, "rel", 1, "1/s", spread=("generate", "rate")
     ),
     Metric("memory.peak", "mem.latency", "peak RSS MB", _phase_mb("latency"), False, "rel", 0, "MB"),
+    Metric("memory.runtime", "mem.runtime", "runtime RSS MB", _serving_mb("rss_runtime"), False, None, 0, "MB"),
+    Metric(
+        "memory.model",
+        "mem.model",
+        "model RSS MB",
+        _serving_mb("model_bytes"),
+        False,
+        "rel",
+        0,
+        "MB",
+        in_table=False,
+        in_summary=False,
+    ),
+    Metric("load_s", "load.s", "load s", _load_s, False, None, 2, "s", in_table=False, in_summary=False),
     Metric("memory.evaluate", "mem.eval", "eval RSS MB", _phase_mb("evaluate"), False, None, 0, "MB", in_summary=False),
     Metric("gpu_memory.peak", "gpu.latency", "GPU alloc MB", _gpu_mb("latency", "allocated"), False, "rel", 0, "MB"),
     Metric(

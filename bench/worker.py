@@ -36,7 +36,7 @@ from bench.core.environment import capture, cpu_flags, machine_name
 from bench.core.errors import CompressionNotApplied, DataNotFoundError, UnsupportedHere
 from bench.core.job import PARENT_VARIABLE, Job, Progress, write_progress
 from bench.core.latency import LatencyResult
-from bench.core.model import Batch, ExecutedPrecision, ModelHandle, Tokenizer
+from bench.core.model import FORWARD_SCOPE, Batch, ExecutedPrecision, ModelHandle, Tokenizer
 from bench.core.records import (
     PREDICTIONS_SUFFIX,
     Accuracy,
@@ -54,6 +54,7 @@ from bench.core.records import (
     write_predictions,
 )
 from bench.core.registry import COMPRESSORS, TASKS
+from bench.core.serving import Serving
 from bench.core.settings import Example, Prediction
 from bench.core.size import measure_saved
 from bench.core.sources import Source
@@ -66,6 +67,7 @@ from bench.measure.memory import RssSampler, max_rss_bytes, release_freed_memory
 from bench.measure.scoring import ScoringMeter
 from bench.measure.staged import can_stage, score_in_stages
 from bench.orphan import die_with_parent
+from bench.serve.client import ServedModel, ServeProcess
 
 LATENCY_INPUT_POOL = 32
 
@@ -213,18 +215,41 @@ def _execute(run: Run) -> None:
     with run.phase("save", sample=False):
         run.parts.size = save(run, model, census)
         run.parts.precision = check_precision(run, model)
-    with run.phase("prepare", sample=False):
-        pool = timing_pool(task, data(), run.spec, model)
-    with run.phase("latency"):
-        run.parts.latency = time_latency(run, task, model, pool)
-    if run.spec.retiming:
-        run.parts.notes.append(
-            f"repeated timing {run.spec.retiming}: latency only, in a fresh process; the accuracy is the ordinary run's"
-        )
-        return
-    with run.phase("evaluate"):
-        run.parts.accuracy, predictions = evaluate(run, task, model, data())
+    with serving(run, task, model) as measured:
+        here = not isinstance(measured, ServedModel)  # else the serving process samples its own memory
+        with run.phase("prepare", sample=False):
+            pool = timing_pool(task, data(), run.spec, measured)
+        with run.phase("latency", sample=here):
+            run.parts.latency = time_latency(run, task, measured, pool)
+        if run.spec.retiming:
+            run.parts.notes.append(
+                f"repeated timing {run.spec.retiming}: latency only, in a fresh process; the accuracy is the "
+                "ordinary run's"
+            )
+            return
+        with run.phase("evaluate", sample=here):
+            run.parts.accuracy, predictions = evaluate(run, task, measured, data())
     run.parts.agreement = agree(run, task, predictions)
+
+
+@contextmanager
+def serving(run: Run, task: Task, model: ModelHandle) -> Iterator[ModelHandle]:
+    """The model the run times and scores: the saved files served by their runtime alone in a fresh process
+    where the handle says how, else `model` itself (`run.parts.serving` says which, and why)."""
+    recipe = model.serve_recipe()
+    if isinstance(recipe, str) or type(task).latency is not Task.latency:
+        reason = recipe if isinstance(recipe, str) else f"task {task.name} times more than the forward pass"
+        run.parts.serving = Serving(where="compressing process", reason=reason)
+        run.parts.notes.append(f"timed and scored in the compressing process, not from its saved files: {reason}")
+        yield model
+        return
+    with run.phase("serve", sample=False):
+        server = ServeProcess(recipe, run.workdir / "saved", log=None)
+    try:
+        yield ServedModel(model, server)
+        run.parts.serving = server.finish()
+    finally:
+        server.close()
 
 
 def setup(run: Run) -> Task:
@@ -427,7 +452,11 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
     watch = RecompileWatch() if model.compilation is not None else None
     if watch is not None:
         settings = dataclasses.replace(settings, timed_region=watch.region)
-    timings = task.latency(model, pool, settings, run.spec.shape)
+    if isinstance(model, ServedModel):
+        scope = f"{FORWARD_SCOPE}; the saved model served by {model.runtime} alone in a fresh process"
+        timings = {"forward": model.time_forward(list(pool), settings, run.spec.shape, scope)}
+    else:
+        timings = task.latency(model, pool, settings, run.spec.shape)
     busy = round(contention.share(), 4)
     real = real_tokens_per_input(pool)
     length = run.spec.sequence_length

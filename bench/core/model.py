@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from bench.core.attention import executed, pattern
 from bench.core.devices import Device
+from bench.core.serving import ServeRecipe
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -144,6 +145,11 @@ class ModelHandle(ABC):
     def operators(self) -> dict[str, int] | None:
         """Operator census of the model's graph (op type -> count), or None for runtimes without a graph."""
         return None
+
+    def serve_recipe(self) -> ServeRecipe | str:
+        """How a fresh process loads what `save` wrote with this runtime alone, or why it cannot (the run is
+        then timed and scored in the compressing process, and its record says so). Default: it cannot."""
+        return f"the {self.runtime} runtime has no loader for a fresh process yet"
 
     def executed_precision(self) -> ExecutedPrecision | None:
         """What the runtime really executes (read back from it), or None where it cannot be read."""

@@ -21,6 +21,7 @@ from bench.core.errors import BenchError
 from bench.core.latency import LatencyResult
 from bench.core.metrics import MetricValue
 from bench.core.model import ExecutedPrecision
+from bench.core.serving import Serving
 from bench.core.settings import Facts, Prediction
 from bench.core.size import SavedSize
 from bench.core.spec import RunSpec
@@ -246,6 +247,9 @@ class Findings(BaseModel):
     runs that ended before compression)."""
     rungs: RungTrail | None = None
     """A staged evaluation's checks (None: the run scored every example at once)."""
+    serving: Serving | None = None
+    """Where latency, scoring and memory were measured: the saved model in a fresh process with its runtime
+    alone, or the compressing process (and why). None: records older than the serve phase."""
 
 
 class RunRecord(Findings):

@@ -66,10 +66,19 @@ class RssSampler:
 
 
 def max_rss_bytes() -> int:
-    """The process's lifetime peak RSS (ru_maxrss), in bytes."""
+    """The process's lifetime peak RSS, in bytes: Linux's VmHWM (this program's own high-water mark), else
+    ru_maxrss. On Linux ru_maxrss survives fork and exec, so a small process started by a large one (a
+    worker's serving process) would report its parent's peak."""
     import resource
     import sys
 
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 

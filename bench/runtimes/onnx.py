@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.model import Batch, ExecutedPrecision, ModelHandle, Tokenizer, TransformersConfig
+from bench.core.serving import ServeRecipe
+from bench.runtimes.native import session_options
 from bench.runtimes.torch import TorchModel
 
 # Operators that compute in 8-bit integers, in QOperator or dynamic form; QDQ graphs mark int8
@@ -191,17 +193,6 @@ def executed_operators(paths: Iterable[Path], threads: int) -> ExecutedPrecision
     return ExecutedPrecision(ops=dict(counts), source="onnxruntime optimized graph (CPU execution provider)")
 
 
-def session_options(threads: int) -> Any:
-    """ONNX Runtime session options: all graph optimizations, `threads` intra-op threads, one inter-op."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return options
-
-
 class OrtHandle(ModelHandle):
     """A model run by ONNX Runtime: every session it opens has the graph optimizations on, its threads pinned
     and the execution provider of its device (CUDA with the CPU as fallback, or the CPU)."""
@@ -265,3 +256,8 @@ class OrtModel(OrtHandle):
 
     def executed_precision(self) -> ExecutedPrecision:
         return executed_operators([self.path], self.threads)
+
+    def serve_recipe(self) -> ServeRecipe | str:
+        if self.device.is_cuda:
+            return "CUDA rows are timed and scored in the compressing process (no device serving yet)"
+        return ServeRecipe(runtime="onnxruntime", file=self.path.name, threads=self.threads)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.model import Batch, ExecutedPrecision, ModelHandle
+from bench.core.serving import ServeRecipe
+from bench.runtimes.native import openvino_config
 from bench.runtimes.torch import TorchModel
 
 COMPUTE_LAYERS = frozenset({"FullyConnected", "MatMul", "Convolution", "Subgraph", "ScaledAttn", "GatherMatmul"})
@@ -53,12 +55,7 @@ def compile_model(model: Any, threads: int, precision: str, performance_hint: st
     """Compile for the CPU with `threads` inference threads and the inference precision pinned."""
     import openvino as ov
 
-    config = {
-        "INFERENCE_PRECISION_HINT": precision,
-        "INFERENCE_NUM_THREADS": threads,
-        "PERFORMANCE_HINT": performance_hint,
-    }
-    return ov.Core().compile_model(model, "CPU", config)
+    return ov.Core().compile_model(model, "CPU", openvino_config(threads, precision, performance_hint))
 
 
 def runtime_precision(compiled: Any) -> ExecutedPrecision:
@@ -133,6 +130,15 @@ class OpenVinoModel(CompiledOpenVino):
     ) -> None:
         super().__init__(compile_model(model, threads, precision, performance_hint), tokenizer, config)
         self.model = model
+        self.recipe = ServeRecipe(
+            runtime="openvino",
+            file="model.xml",
+            threads=threads,
+            options={"precision": precision, "performance_hint": performance_hint},
+        )
+
+    def serve_recipe(self) -> ServeRecipe | str:
+        return self.recipe
 
     def save(self, directory: Path) -> list[Path]:
         import openvino as ov

@@ -1,0 +1,51 @@
+"""Serving: how a fresh process loads a saved model with its runtime alone, and what that process measured.
+
+A handle that can be served gives a `ServeRecipe`; the run then times and scores the saved files in a new
+process that imports only that runtime, so the memory a row reports is what a deployment of it needs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from bench.core.settings import JsonScalar
+
+ServeRuntime = Literal["onnxruntime", "openvino"]
+
+
+class ServeRecipe(BaseModel):
+    """The runtime, the file in the saved folder it loads, and the settings the compressing process used."""
+
+    model_config = ConfigDict(frozen=True)
+    runtime: ServeRuntime
+    file: str
+    """Path of the model file inside the saved folder, e.g. `model.onnx` or `model.xml`."""
+    threads: int
+    options: dict[str, JsonScalar] = {}
+    """Runtime settings: OpenVINO's `precision` and `performance_hint`."""
+
+
+class Serving(BaseModel):
+    """Where a run's latency, scoring and memory were measured, and the serving process's memory."""
+
+    where: Literal["fresh process", "compressing process"]
+    reason: str | None = None
+    """Why the run was measured in the compressing process (None when served)."""
+    runtime: str | None = None
+    rss_start: int | None = None
+    """Bytes resident in the serving process before the runtime's imports (Python and numpy)."""
+    rss_runtime: int | None = None
+    """Bytes resident after the runtime's imports, before the model loads."""
+    model_bytes: int | None = None
+    """What loading the model added to the resident memory."""
+    load_s: float | None = None
+    """Cold start: seconds to load and compile the saved model."""
+    timing_peak: int | None = None
+    """Peak resident bytes while timed at the run's shape."""
+    scoring_peak: int | None = None
+    """Peak resident bytes while scoring accuracy."""
+    max_rss: int | None = None
+    """The serving process's high-water mark (ru_maxrss), an upper bound of the sampled peaks."""
+    torch_loaded: bool | None = None
+    """Whether PyTorch was imported in the serving process (False for ONNX Runtime and OpenVINO rows)."""

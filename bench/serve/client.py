@@ -1,0 +1,156 @@
+"""The worker's side of the serve phase: start the serving process on the saved folder, and a ModelHandle
+whose calls it answers (scoring) and whose timing it does itself (so no call crosses the socket while
+timed)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from bench.core.errors import BenchError
+from bench.core.job import PARENT_VARIABLE
+from bench.core.latency import LatencyResult, LatencySettings
+from bench.core.model import Batch, ExecutedPrecision, ModelHandle
+from bench.core.serving import ServeRecipe, Serving
+from bench.core.shape import Shape
+from bench.serve.protocol import Arrays, Failed, Finish, Forward, Load, Loaded, Peaks, Time
+
+LOAD_TIMEOUT_S = 600.0
+"""How long loading the saved model may take before the serve phase fails."""
+
+
+class ServeFailed(BenchError):
+    """The saved model could not be loaded or run in a fresh process."""
+
+
+class ServeProcess:
+    """A running serving process and the socket to it."""
+
+    def __init__(self, recipe: ServeRecipe, folder: Path, log: IO[bytes] | None) -> None:
+        mine, theirs = socket.socketpair()
+        env = {**os.environ, PARENT_VARIABLE: str(os.getpid())}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.serve.server", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+        theirs.close()
+        self.conn = Connection(mine.detach())
+        self.recipe = recipe
+        self.loaded: Loaded = self._ask(Load(recipe, folder), LOAD_TIMEOUT_S, Loaded)
+
+    def _ask(self, request: object, timeout: float | None, expected: type[Any]) -> Any:
+        try:
+            self.conn.send(request)
+            if timeout is not None and not self.conn.poll(timeout):
+                raise ServeFailed(f"the serving process did not answer within {timeout:.0f} s")
+            answer = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self.process.wait(timeout=5)
+            raise ServeFailed(f"the serving process exited (status {code}) before answering: {exc}") from None
+        if isinstance(answer, Failed):
+            raise ServeFailed(f"the saved model failed in a fresh {self.recipe.runtime} process: {answer.message}")
+        if not isinstance(answer, expected):
+            raise ServeFailed(f"the serving process answered {type(answer).__name__}, not {expected.__name__}")
+        return answer
+
+    def time(self, pool: list[Arrays], settings: LatencySettings, shape: Shape, scope: str) -> LatencyResult:
+        """Time the forward pass in the serving process."""
+        request = Time(
+            pool,
+            settings.warmup,
+            settings.min_iterations,
+            settings.min_duration_s,
+            settings.max_iterations,
+            settings.max_duration_s,
+            shape,
+            scope,
+        )
+        result: LatencyResult = self._ask(request, None, LatencyResult)
+        return result
+
+    def forward(self, batch: Arrays) -> Arrays:
+        """One scoring call."""
+        outputs: Arrays = self._ask(Forward(batch), None, dict)
+        return outputs
+
+    def finish(self) -> Serving:
+        """End the process and return what it measured."""
+        peaks: Peaks = self._ask(Finish(), 60.0, Peaks)
+        self.process.wait(timeout=30)
+        self.conn.close()
+        loaded = self.loaded
+        return Serving(
+            where="fresh process",
+            runtime=self.recipe.runtime,
+            rss_start=loaded.rss_start,
+            rss_runtime=loaded.rss_runtime,
+            model_bytes=max(0, loaded.rss_loaded - loaded.rss_runtime),
+            load_s=round(loaded.load_s, 4),
+            timing_peak=peaks.timing,
+            scoring_peak=peaks.scoring,
+            max_rss=peaks.max_rss,
+            torch_loaded=loaded.torch_loaded,
+        )
+
+    def close(self) -> None:
+        """Stop the process if it is still running (after a failure elsewhere)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.conn.close()
+
+
+def to_arrays(batch: Mapping[str, Any], names: list[str]) -> Arrays:
+    """The named inputs of a batch as numpy arrays."""
+    return {name: np.ascontiguousarray(batch[name].cpu().numpy()) for name in names}
+
+
+class ServedModel(ModelHandle):
+    """The saved model as the serving process runs it; everything that is not a call is the compressing
+    process's handle's (its census, executed precision and whether its rows are independent)."""
+
+    stages_inputs = False
+
+    def __init__(self, measured: ModelHandle, server: ServeProcess) -> None:
+        super().__init__(measured.tokenizer, measured.device, measured.config)
+        self.measured = measured
+        self.server = server
+        self.runtime = measured.runtime  # type: ignore[misc]
+        self.save_format = measured.save_format
+
+    def forward(self, batch: Batch) -> Mapping[str, Any]:
+        import torch
+
+        outputs = self.server.forward(to_arrays(batch, self.server.loaded.inputs))
+        return {name: torch.from_numpy(value) for name, value in outputs.items()}
+
+    def time_forward(self, pool: list[Batch], settings: LatencySettings, shape: Shape, scope: str) -> LatencyResult:
+        """The forward pass timed by the serving process over `pool`."""
+        arrays = [to_arrays(batch, self.server.loaded.inputs) for batch in pool]
+        return self.server.time(arrays, settings, shape, scope)
+
+    def save(self, directory: Path) -> list[Path]:
+        return self.measured.save(directory)
+
+    def tensors(self) -> Iterator[tuple[str, Any]]:
+        return self.measured.tensors()
+
+    def operators(self) -> dict[str, int] | None:
+        return self.measured.operators()
+
+    def executed_precision(self) -> ExecutedPrecision | None:
+        return self.measured.executed_precision()
+
+    def rows_independent(self) -> bool:
+        return self.measured.rows_independent()

@@ -1,0 +1,131 @@
+"""The serve phase: a saved ONNX Runtime or OpenVINO model is timed and scored in a fresh process that imports
+its runtime alone, and the memory it reports is what such a process needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.core.latency import LatencySettings
+from bench.core.records import Status
+from bench.core.serving import ServeRecipe
+from bench.core.shape import Shape
+from bench.serve.client import ServeFailed, ServeProcess
+
+from .conftest import write_suite
+from .test_cli import bench
+from .test_integration import records
+
+SHAPE = Shape(batch_size=1, sequence_length=32)
+SETTINGS = LatencySettings(warmup=2, min_iterations=30, min_duration_s=0.0, max_iterations=30, max_duration_s=60.0)
+
+REFERENCE = """
+import sys, numpy as np
+runtime, path = sys.argv[1], sys.argv[2]
+inputs = {n: np.ones((1, 32), dtype=np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+if runtime == "onnxruntime":
+    import onnxruntime as ort
+    options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    call = lambda: session.run(None, {n: inputs[n] for n in names})
+else:
+    import openvino as ov
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": 1, "INFERENCE_PRECISION_HINT": "f32"})
+    request = compiled.create_infer_request()
+    names = [p.get_any_name() for p in compiled.inputs]
+    call = lambda: request.infer({n: inputs[n] for n in names})
+for _ in range(32):
+    call()
+print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny BERT exported to ONNX, as the onnx compressor saves it."""
+    from bench.core.registry import TASKS
+    from bench.core.sources import Source
+    from bench.runtimes.onnx import export
+
+    task = TASKS.load("qa").from_mapping({})
+    model = task.load_model(Source(str(tiny_model_dir), local=True), "cpu")
+    folder = tmp_path_factory.mktemp("saved")
+    batch = {n: _ones(n) for n in ("input_ids", "attention_mask", "token_type_ids")}
+    export(model, batch, folder / "model.onnx")
+    return folder / "model.onnx"
+
+
+def _ones(name: str) -> Any:
+    import torch
+
+    return torch.ones((1, 32), dtype=torch.int64)
+
+
+def _arrays() -> dict[str, Any]:
+    import numpy as np
+
+    return {n: np.ones((1, 32), dtype=np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def test_a_served_onnx_model_runs_without_torch_and_its_memory_matches_a_bare_process(onnx_file: Path) -> None:
+    recipe = ServeRecipe(runtime="onnxruntime", file=onnx_file.name, threads=1)
+    server = ServeProcess(recipe, onnx_file.parent, log=None)
+    try:
+        assert not server.loaded.torch_loaded
+        assert set(server.loaded.inputs) <= {"input_ids", "attention_mask", "token_type_ids"}
+        timing = server.time([_arrays()], SETTINGS, SHAPE, "forward")
+        assert len(timing.samples_ms) == 30 and timing.stats.p50 > 0
+        outputs = server.forward(_arrays())
+        assert {o.shape for o in outputs.values()} == {(1, 32)}
+        served = server.finish()
+    finally:
+        server.close()
+    assert served.where == "fresh process" and served.runtime == "onnxruntime" and served.load_s
+    assert served.rss_start and served.rss_runtime and served.rss_runtime > served.rss_start
+    assert served.timing_peak and served.scoring_peak and served.max_rss >= served.timing_peak
+    bare = int(subprocess.run([sys.executable, "-c", REFERENCE, "onnxruntime", str(onnx_file)], check=True,
+                              capture_output=True, text=True).stdout)  # fmt: skip
+    # a bare process that imports the runtime, loads the file and makes the calls peaks where the served one does
+    assert abs(served.max_rss - bare) <= max(0.10 * bare, 15 * 2**20), (served.max_rss, bare)
+    assert served.timing_peak <= served.max_rss
+
+
+def test_a_model_that_does_not_load_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ServeFailed, match="failed in a fresh onnxruntime process"):
+        ServeProcess(ServeRecipe(runtime="onnxruntime", file="model.onnx", threads=1), tmp_path, log=None)
+    with pytest.raises(ServeFailed, match=r"no model\.xml"):
+        ServeProcess(ServeRecipe(runtime="openvino", file="model.xml", threads=1), tmp_path, log=None)
+
+
+@pytest.mark.slow
+def test_rows_are_served_from_their_saved_files(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> None:
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        tiny_model_dir,
+        tiny_squad_dir,
+        compressors=[{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}, {"name": "int8-dynamic",
+                     "label": "int8-ort", "config": {"backend": "onnxruntime"}}],
+    )  # fmt: skip
+    result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    stored = records(tmp_path / "r")
+    base = stored["baseline"]
+    assert base.serving is not None and base.serving.where == "compressing process" and base.serving.reason
+    assert any("compressing process" in note for note in base.notes)
+    for label, runtime in (("onnx", "onnxruntime"), ("openvino", "openvino"), ("int8-ort", "onnxruntime")):
+        record = stored[label]
+        assert record.status == Status.OK, record.error
+        served = record.serving
+        assert served is not None and served.where == "fresh process" and served.runtime == runtime
+        assert not served.torch_loaded and served.timing_peak and served.scoring_peak and served.model_bytes
+        assert "fresh process" in record.latency["forward"].scope
+        assert "latency" not in record.memory.phase_peaks  # the compressing process's memory is not the row's
+        assert record.accuracy is not None and record.accuracy.n_examples == base.accuracy.n_examples
+    # fp32 runtimes answer as the baseline does: the saved files are the model that was scored
+    assert stored["onnx"].agreement.metrics["exact_agreement"].value == 100.0
