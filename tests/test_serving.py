@@ -60,6 +60,23 @@ def onnx_file(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) ->
     return folder / "model.onnx"
 
 
+@pytest.fixture(scope="module")
+def openvino_file(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny BERT converted to an OpenVINO IR, as the openvino compressor saves it."""
+    import openvino as ov
+
+    from bench.core.registry import TASKS
+    from bench.core.sources import Source
+    from bench.runtimes.openvino import convert
+
+    task = TASKS.load("qa").from_mapping({})
+    model = task.load_model(Source(str(tiny_model_dir), local=True), "cpu")
+    folder = tmp_path_factory.mktemp("saved-ov")
+    batch = {n: _ones(n) for n in ("input_ids", "attention_mask", "token_type_ids")}
+    ov.save_model(convert(model, batch), str(folder / "model.xml"), compress_to_fp16=False)
+    return folder / "model.xml"
+
+
 def _ones(name: str) -> Any:
     import torch
 
@@ -72,9 +89,14 @@ def _arrays() -> dict[str, Any]:
     return {n: np.ones((1, 32), dtype=np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
 
 
-def test_a_served_onnx_model_runs_without_torch_and_its_memory_matches_a_bare_process(onnx_file: Path) -> None:
-    recipe = ServeRecipe(runtime="onnxruntime", file=onnx_file.name, threads=1)
-    server = ServeProcess(recipe, onnx_file.parent, log=None)
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_a_served_model_runs_without_torch_and_its_memory_matches_a_bare_process(
+    runtime: str, request: pytest.FixtureRequest
+) -> None:
+    saved: Path = request.getfixturevalue("onnx_file" if runtime == "onnxruntime" else "openvino_file")
+    options = {"precision": "f32", "performance_hint": "LATENCY"} if runtime == "openvino" else {}
+    recipe = ServeRecipe(runtime=runtime, file=saved.name, threads=1, options=options)  # type: ignore[arg-type]
+    server = ServeProcess(recipe, saved.parent, log=None)
     try:
         assert not server.loaded.torch_loaded
         assert set(server.loaded.inputs) <= {"input_ids", "attention_mask", "token_type_ids"}
@@ -85,10 +107,10 @@ def test_a_served_onnx_model_runs_without_torch_and_its_memory_matches_a_bare_pr
         served = server.finish()
     finally:
         server.close()
-    assert served.where == "fresh process" and served.runtime == "onnxruntime" and served.load_s
+    assert served.where == "fresh process" and served.runtime == runtime and served.load_s
     assert served.rss_start and served.rss_runtime and served.rss_runtime > served.rss_start
     assert served.timing_peak and served.scoring_peak and served.max_rss >= served.timing_peak
-    bare = int(subprocess.run([sys.executable, "-c", REFERENCE, "onnxruntime", str(onnx_file)], check=True,
+    bare = int(subprocess.run([sys.executable, "-c", REFERENCE, runtime, str(saved)], check=True,
                               capture_output=True, text=True).stdout)  # fmt: skip
     # a bare process that imports the runtime, loads the file and makes the calls peaks where the served one does
     assert abs(served.max_rss - bare) <= max(0.10 * bare, 15 * 2**20), (served.max_rss, bare)

@@ -5,6 +5,7 @@ written here from how it ended and what its progress file says it reached."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from bench.failure import dumped_stack, registered_files
 from bench.interrupts import shielded
 from bench.launchers.watchdog import LaunchResult, Limits, launch, log_tail
 
+KEEP_WORK_VARIABLE = "BENCH_KEEP_WORK"
+"""Set (to anything) to keep each run's work folder, `.work/<run key>/` with the saved model in `saved/`."""
 DEFAULT_RAM_SHARE = 0.8
 """The memory watchdog's default limit, as a share of the machine's RAM."""
 
@@ -173,5 +176,6 @@ def run_one(
             save_record(record, folder)
         return record
     finally:
-        with shielded():
-            shutil.rmtree(workdir, ignore_errors=True)
+        if not os.environ.get(KEEP_WORK_VARIABLE):
+            with shielded():
+                shutil.rmtree(workdir, ignore_errors=True)
