@@ -125,6 +125,51 @@ def test_a_model_that_does_not_load_is_one_line(tmp_path: Path) -> None:
         ServeProcess(ServeRecipe(runtime="openvino", file="model.xml", threads=1), tmp_path, log=None)
 
 
+def test_a_served_pytorch_model_is_the_saved_one(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+
+    from bench.core.registry import TASKS
+    from bench.core.sources import Source
+
+    model = TASKS.load("qa").from_mapping({}).load_model(Source(str(tiny_model_dir), local=True), "cpu")
+    recipe = model.serve_recipe()
+    assert isinstance(recipe, ServeRecipe) and recipe.runtime == "pytorch"
+    assert recipe.options["architecture"] == "BertForQuestionAnswering" and recipe.options["dtype"] == "float32"
+    model.save(tmp_path)
+    server = ServeProcess(recipe, tmp_path, log=None)
+    try:
+        assert server.loaded.torch_loaded
+        served = server.forward(_arrays())
+        server.finish()
+    finally:
+        server.close()
+    here = model.forward({n: _ones(n) for n in ("input_ids", "attention_mask", "token_type_ids")})
+    for name in ("start_logits", "end_logits"):
+        np.testing.assert_allclose(served[name], here[name].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_models_from_pretrained_cannot_rebuild_are_measured_where_they_were_compressed(tiny_model_dir: Path) -> None:
+    from transformers.pytorch_utils import prune_linear_layer
+
+    from bench.core.registry import TASKS
+    from bench.core.sources import Source
+    from bench.runtimes.torch import from_pretrained_problem
+
+    model = TASKS.load("qa").from_mapping({}).load_model(Source(str(tiny_model_dir), local=True), "cpu")
+    module: Any = model.module
+    module.prune_heads({0: [0]})  # heads: the config records them, from_pretrained prunes them again
+    assert from_pretrained_problem(module) is None
+    layer = module.bert.encoder.layer[0]
+    keep = __import__("torch").arange(layer.intermediate.dense.out_features - 4)
+    layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, keep, dim=0)
+    layer.output.dense = prune_linear_layer(layer.output.dense, keep, dim=1)
+    problem = from_pretrained_problem(module)
+    assert problem is not None and "from_pretrained cannot rebuild it" in problem
+    assert model.serve_recipe() == problem
+    model.compilation = object()  # type: ignore[assignment]
+    assert "torch.compile" in str(model.serve_recipe())
+
+
 @pytest.mark.slow
 def test_rows_are_served_from_their_saved_files(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> None:
     suite = write_suite(
@@ -132,20 +177,27 @@ def test_rows_are_served_from_their_saved_files(tmp_path: Path, tiny_model_dir: 
         tiny_model_dir,
         tiny_squad_dir,
         compressors=[{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}, {"name": "int8-dynamic",
-                     "label": "int8-ort", "config": {"backend": "onnxruntime"}}],
+                     "label": "int8-ort", "config": {"backend": "onnxruntime"}}, {"name": "int8-dynamic"},
+                     {"name": "prune-structured", "config": {"heads": 0.25, "ffn": 0.25}}],
     )  # fmt: skip
     result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
     assert result.returncode == 0, result.stdout + result.stderr
     stored = records(tmp_path / "r")
     base = stored["baseline"]
-    assert base.serving is not None and base.serving.where == "compressing process" and base.serving.reason
-    assert any("compressing process" in note for note in base.notes)
-    for label, runtime in (("onnx", "onnxruntime"), ("openvino", "openvino"), ("int8-ort", "onnxruntime")):
+    for label, why in (("int8-dynamic", "state dict"), ("prune-structured", "from_pretrained cannot rebuild")):
+        record = stored[label]
+        assert record.status == Status.OK, record.error
+        assert record.serving is not None and record.serving.where == "compressing process"
+        assert why in (record.serving.reason or "") and any("compressing process" in n for n in record.notes)
+        assert "latency" in record.memory.phase_peaks
+    rows = (("baseline", "pytorch"), ("onnx", "onnxruntime"), ("openvino", "openvino"), ("int8-ort", "onnxruntime"))
+    for label, runtime in rows:
         record = stored[label]
         assert record.status == Status.OK, record.error
         served = record.serving
         assert served is not None and served.where == "fresh process" and served.runtime == runtime
-        assert not served.torch_loaded and served.timing_peak and served.scoring_peak and served.model_bytes
+        assert served.torch_loaded == (runtime == "pytorch")
+        assert served.timing_peak and served.scoring_peak and served.model_bytes
         assert "fresh process" in record.latency["forward"].scope
         assert "latency" not in record.memory.phase_peaks  # the compressing process's memory is not the row's
         assert record.accuracy is not None and record.accuracy.n_examples == base.accuracy.n_examples

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bench.core.settings import JsonScalar
 
-ServeRuntime = Literal["onnxruntime", "openvino"]
+ServeRuntime = Literal["onnxruntime", "openvino", "pytorch"]
 
 
 class ServeRecipe(BaseModel):
@@ -23,7 +23,8 @@ class ServeRecipe(BaseModel):
     """Path of the model file inside the saved folder, e.g. `model.onnx` or `model.xml`."""
     threads: int
     options: dict[str, JsonScalar] = {}
-    """Runtime settings: OpenVINO's `precision` and `performance_hint`."""
+    """Runtime settings: OpenVINO's `precision` and `performance_hint`; PyTorch's transformers
+    `architecture` class, weight `dtype` and `attention` implementation."""
 
 
 class Serving(BaseModel):
@@ -48,4 +49,5 @@ class Serving(BaseModel):
     max_rss: int | None = None
     """The serving process's high-water mark (ru_maxrss), an upper bound of the sampled peaks."""
     torch_loaded: bool | None = None
-    """Whether PyTorch was imported in the serving process (False for ONNX Runtime and OpenVINO rows)."""
+    """Whether PyTorch was imported in the serving process (False for ONNX Runtime and OpenVINO rows; a
+    PyTorch row's runtime is PyTorch)."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bench.core.attention import pattern
 from bench.core.model import Batch, ExecutedPrecision, ModelHandle
+from bench.core.serving import ServeRecipe
 
 if TYPE_CHECKING:
     import torch
@@ -97,6 +98,27 @@ class TorchModel(ModelHandle):
                 self.config.save_pretrained(directory)
         return sorted(p for p in directory.rglob("*") if p.is_file())
 
+    def serve_recipe(self) -> ServeRecipe | str:
+        """transformers' `from_pretrained` of the saved safetensors, where it rebuilds this very module."""
+        if self.compilation is not None:
+            return "torch.compile's kernels have no saved form: the compiled model exists only in this process"
+        if self.device.is_cuda:
+            return "CUDA rows are timed and scored in the compressing process (no device serving yet)"
+        if self.save_format != "safetensors":
+            return "its quantized modules are saved as a PyTorch state dict that only its compressor can rebuild"
+        if getattr(self.config, "attention_type", None) == "block_sparse":
+            return "BigBird picks its attention pattern per call, which bench reads back from the module it timed"
+        problem = from_pretrained_problem(self.module)
+        if problem is not None:
+            return problem
+        dtype = next((p.dtype for p in self.module.parameters() if p.is_floating_point()), None)
+        options: dict[str, str | int | float | bool | None] = {
+            "architecture": type(self.module).__name__,
+            "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "float32",
+            "attention": getattr(self.config, "_attn_implementation", None),
+        }
+        return ServeRecipe(runtime="pytorch", file="config.json", threads=torch_threads(), options=options)
+
     def tensors(self) -> Iterator[tuple[str, Any]]:
         from bench.core.census import state_dict_tensors
 
@@ -111,6 +133,42 @@ class TorchModel(ModelHandle):
             return None
         switched = any(getattr(sub, "attention_type", None) == "original_full" for sub in self.module.modules())
         return pattern(self.config, block_sparse_switched_off=switched)
+
+
+def torch_threads() -> int:
+    """The intra-op threads this process runs PyTorch with (the run pinned them)."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def from_pretrained_problem(module: Any) -> str | None:
+    """Why transformers' `from_pretrained` would not rebuild `module` from its saved weights, or None: it
+    must be a transformers class, and the model its config describes must hold the same tensors, of the
+    same shapes (structured pruning, for one, leaves widths no config states)."""
+    import torch
+    import transformers
+
+    if getattr(transformers, type(module).__name__, None) is not type(module) or module.config is None:
+        return f"{type(module).__name__} is not a transformers class that from_pretrained can load"
+    try:
+        with torch.device("meta"):  # shapes without memory
+            fresh = type(module)(module.config)
+    except (NotImplementedError, RuntimeError):  # pruned heads select indices, which meta tensors cannot
+        from transformers.modeling_utils import no_init_weights
+
+        with no_init_weights():
+            fresh = type(module)(module.config)
+    expected = {name: tuple(t.shape) for name, t in fresh.state_dict().items()}
+    actual = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    if expected != actual:
+        changed = sorted(set(expected.items()) ^ set(actual.items()))
+        where = changed[0][0] if changed else "?"
+        return (
+            "its saved weights are not the model its transformers config describes (e.g. "
+            f"{where}): from_pretrained cannot rebuild it"
+        )
+    return None
 
 
 DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "int8", "qint8": "int8", "uint8": "int8"}

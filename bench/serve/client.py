@@ -112,8 +112,9 @@ class ServeProcess:
 
 
 def to_arrays(batch: Mapping[str, Any], names: list[str]) -> Arrays:
-    """The named inputs of a batch as numpy arrays."""
-    return {name: np.ascontiguousarray(batch[name].cpu().numpy()) for name in names}
+    """The named inputs of a batch (no names: all its tensors) as numpy arrays."""
+    chosen = names or [name for name, value in batch.items() if hasattr(value, "numpy")]
+    return {name: np.ascontiguousarray(batch[name].cpu().numpy()) for name in chosen}
 
 
 class ServedModel(ModelHandle):

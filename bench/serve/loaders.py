@@ -9,12 +9,13 @@ from pathlib import Path
 from bench.core.serving import ServeRecipe
 from bench.serve.protocol import Arrays
 
-RUNTIME_MODULES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+RUNTIME_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "pytorch": ("torch", "transformers")}
 """The module each runtime imports (imported before loading, so its footprint is measured apart)."""
 
 
 class Served:
-    """A loaded model: its input and output names and one call."""
+    """A loaded model: its input and output names (none: it takes every array it is given, and names its
+    outputs as it returns them) and one call."""
 
     def __init__(self, inputs: list[str], outputs: list[str], call: Callable[[Arrays], Arrays]) -> None:
         self.inputs, self.outputs, self.call = inputs, outputs, call
@@ -27,6 +28,8 @@ def load(recipe: ServeRecipe, folder: Path) -> Served:
         raise FileNotFoundError(f"the saved model has no {recipe.file} in {folder}")
     if recipe.runtime == "onnxruntime":
         return _onnxruntime(recipe, path)
+    if recipe.runtime == "pytorch":
+        return _pytorch(recipe, folder)
     return _openvino(recipe, path)
 
 
@@ -62,3 +65,31 @@ def _openvino(recipe: ServeRecipe, path: Path) -> Served:
         return {name: results[port].copy() for name, port in zip(outputs, compiled.outputs, strict=True)}
 
     return Served(inputs, outputs, call)
+
+
+def _pytorch(recipe: ServeRecipe, folder: Path) -> Served:
+    """A transformers model from its saved safetensors, in the saved dtype, with the attention kernels and
+    threads the compressing process used."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(recipe.threads)
+    torch.set_num_interop_threads(1)
+    architecture = str(recipe.options["architecture"])
+    cls = getattr(transformers, architecture, None)
+    if cls is None:
+        raise ValueError(f"transformers has no class {architecture}")
+    attention = recipe.options.get("attention")
+    module = cls.from_pretrained(
+        folder,
+        torch_dtype=getattr(torch, str(recipe.options["dtype"])),
+        **({"attn_implementation": str(attention)} if attention else {}),
+    ).eval()
+
+    def call(feed: Arrays) -> Arrays:
+        with torch.inference_mode():
+            out = module(**{name: torch.from_numpy(value) for name, value in feed.items()})
+        items = out.items() if hasattr(out, "items") else [("output", out)]
+        return {name: value.float().numpy() for name, value in items if isinstance(value, torch.Tensor)}
+
+    return Served([], [], call)

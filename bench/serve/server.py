@@ -26,7 +26,8 @@ def serve(conn: Connection) -> None:
     request = conn.recv()
     if not isinstance(request, Load):
         raise TypeError(f"the first request must be Load, got {type(request).__name__}")
-    importlib.import_module(loaders.RUNTIME_MODULES[request.recipe.runtime])
+    for module in loaders.RUNTIME_MODULES[request.recipe.runtime]:
+        importlib.import_module(module)
     rss_runtime = sampler.current()
     began = time.perf_counter()
     with sampler.phase("load"):
