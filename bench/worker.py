@@ -161,11 +161,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BENCH_CACHE_DIR") or Path.home() / ".cache" / "bench")
 
 
-def _memory(sampler: RssSampler, rss_start: int, gpu: DeviceMemoryTracker | None, eval_batch: int | None) -> Memory:
+def _memory(
+    sampler: RssSampler,
+    rss_start: int,
+    gpu: DeviceMemoryTracker | None,
+    eval_batch: int | None,
+    serving: Serving | None,
+) -> Memory:
+    """The compressing process's memory; a served run's steady peak is the serving process's."""
     device = gpu.record if gpu is not None and gpu.record.phases else None
     cuda_alloc = max(p.allocated_peak for p in device.phases.values()) if device else None
     cuda_reserved = max(p.reserved_peak for p in device.phases.values()) if device else None
     steady = [sampler.peaks[p] for p in ("latency", "evaluate") if p in sampler.peaks]
+    scored = "evaluate" in sampler.peaks
+    if serving is not None and serving.where == "fresh process":
+        steady = [peak for peak in (serving.timing_peak, serving.scoring_peak) if peak]
+        scored = serving.scoring_peak is not None
     return Memory(
         interval_ms=sampler.interval_s * 1000,
         samples=sampler.samples,
@@ -173,7 +184,7 @@ def _memory(sampler: RssSampler, rss_start: int, gpu: DeviceMemoryTracker | None
         load_peak=sampler.peaks.get("load"),
         compress_peak=sampler.peaks.get("compress"),
         steady_peak=max(steady) if steady else None,
-        evaluate_batch_size=eval_batch if "evaluate" in sampler.peaks else None,
+        evaluate_batch_size=eval_batch if scored else None,
         process_max_rss=max_rss_bytes(),
         phase_peaks=dict(sampler.peaks),
         cuda_max_allocated=cuda_alloc,
@@ -198,7 +209,7 @@ def execute(job: Job) -> RunRecord:
         plugins = plugin_files([run.task, *(step.compressor for step in run.steps)])
         error = error_info(exc, run.phase_now, plugins, job.log_path)
     run.sampler.stop()
-    return run.record(status, error, _memory(run.sampler, rss_start, run.gpu, run.eval_batch))
+    return run.record(status, error, _memory(run.sampler, rss_start, run.gpu, run.eval_batch, run.parts.serving))
 
 
 def _execute(run: Run) -> None:
@@ -243,6 +254,7 @@ def serving(run: Run, task: Task, model: ModelHandle) -> Iterator[ModelHandle]:
         run.parts.notes.append(f"timed and scored in the compressing process, not from its saved files: {reason}")
         yield model
         return
+    run.parts.serving = Serving(where="fresh process", runtime=recipe.runtime)  # a failure later still says so
     with run.phase("serve", sample=False):
         server = ServeProcess(recipe, run.workdir / "saved", log=None)
     try:

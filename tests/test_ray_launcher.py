@@ -174,11 +174,16 @@ TIMING_FIELDS = {
 }
 
 
+SERVING_CONTENT = ("where", "runtime", "reason", "torch_loaded")
+
+
 def content(record: dict[str, Any]) -> dict[str, Any]:
     """What a run found, without when, how fast and where: equal for the same run on any launcher."""
     kept = {k: v for k, v in record.items() if k not in TIMING_FIELDS}
     kept["compression"] = {k: v for k, v in kept["compression"].items() if not k.endswith("_s")}
     kept["notes"] = [n for n in kept["notes"] if "while latency was timed" not in n]  # the machine's load
+    if kept.get("serving"):  # where it was measured is content; the serving process's memory and load time are not
+        kept["serving"] = {k: v for k, v in kept["serving"].items() if k in SERVING_CONTENT}
     return kept
 
 

@@ -45,19 +45,25 @@ print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.star
 """
 
 
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _tiny(tiny_model_dir: Path) -> Any:
+    """The tiny BERT as the qa task loads it."""
+    from bench.core.registry import TASKS
+    from bench.core.sources import Source
+
+    return TASKS.load("qa").from_mapping({}).load_model(Source(str(tiny_model_dir), local=True), "cpu")
+
+
 @pytest.fixture(scope="module")
 def onnx_file(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     """The tiny BERT exported to ONNX, as the onnx compressor saves it."""
-    from bench.core.registry import TASKS
-    from bench.core.sources import Source
     from bench.runtimes.onnx import export
 
-    task = TASKS.load("qa").from_mapping({})
-    model = task.load_model(Source(str(tiny_model_dir), local=True), "cpu")
-    folder = tmp_path_factory.mktemp("saved")
-    batch = {n: _ones(n) for n in ("input_ids", "attention_mask", "token_type_ids")}
-    export(model, batch, folder / "model.onnx")
-    return folder / "model.onnx"
+    path = tmp_path_factory.mktemp("saved") / "model.onnx"
+    export(_tiny(tiny_model_dir), {n: _ones(n) for n in INPUTS}, path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +71,11 @@ def openvino_file(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     """The tiny BERT converted to an OpenVINO IR, as the openvino compressor saves it."""
     import openvino as ov
 
-    from bench.core.registry import TASKS
-    from bench.core.sources import Source
     from bench.runtimes.openvino import convert
 
-    task = TASKS.load("qa").from_mapping({})
-    model = task.load_model(Source(str(tiny_model_dir), local=True), "cpu")
-    folder = tmp_path_factory.mktemp("saved-ov")
-    batch = {n: _ones(n) for n in ("input_ids", "attention_mask", "token_type_ids")}
-    ov.save_model(convert(model, batch), str(folder / "model.xml"), compress_to_fp16=False)
-    return folder / "model.xml"
+    path = tmp_path_factory.mktemp("saved-ov") / "model.xml"
+    ov.save_model(convert(_tiny(tiny_model_dir), {n: _ones(n) for n in INPUTS}), str(path), compress_to_fp16=False)
+    return path
 
 
 def _ones(name: str) -> Any:
@@ -86,7 +87,7 @@ def _ones(name: str) -> Any:
 def _arrays() -> dict[str, Any]:
     import numpy as np
 
-    return {n: np.ones((1, 32), dtype=np.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+    return {n: np.ones((1, 32), dtype=np.int64) for n in INPUTS}
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
@@ -128,10 +129,7 @@ def test_a_model_that_does_not_load_is_one_line(tmp_path: Path) -> None:
 def test_a_served_pytorch_model_is_the_saved_one(tiny_model_dir: Path, tmp_path: Path) -> None:
     import numpy as np
 
-    from bench.core.registry import TASKS
-    from bench.core.sources import Source
-
-    model = TASKS.load("qa").from_mapping({}).load_model(Source(str(tiny_model_dir), local=True), "cpu")
+    model = _tiny(tiny_model_dir)
     recipe = model.serve_recipe()
     assert isinstance(recipe, ServeRecipe) and recipe.runtime == "pytorch"
     assert recipe.options["architecture"] == "BertForQuestionAnswering" and recipe.options["dtype"] == "float32"
@@ -143,7 +141,7 @@ def test_a_served_pytorch_model_is_the_saved_one(tiny_model_dir: Path, tmp_path:
         server.finish()
     finally:
         server.close()
-    here = model.forward({n: _ones(n) for n in ("input_ids", "attention_mask", "token_type_ids")})
+    here = model.forward({n: _ones(n) for n in INPUTS})
     for name in ("start_logits", "end_logits"):
         np.testing.assert_allclose(served[name], here[name].numpy(), rtol=1e-5, atol=1e-5)
 
@@ -151,11 +149,9 @@ def test_a_served_pytorch_model_is_the_saved_one(tiny_model_dir: Path, tmp_path:
 def test_models_from_pretrained_cannot_rebuild_are_measured_where_they_were_compressed(tiny_model_dir: Path) -> None:
     from transformers.pytorch_utils import prune_linear_layer
 
-    from bench.core.registry import TASKS
-    from bench.core.sources import Source
     from bench.runtimes.torch import from_pretrained_problem
 
-    model = TASKS.load("qa").from_mapping({}).load_model(Source(str(tiny_model_dir), local=True), "cpu")
+    model = _tiny(tiny_model_dir)
     module: Any = model.module
     module.prune_heads({0: [0]})  # heads: the config records them, from_pretrained prunes them again
     assert from_pretrained_problem(module) is None
