@@ -166,7 +166,7 @@ def _memory(
     rss_start: int,
     gpu: DeviceMemoryTracker | None,
     eval_batch: int | None,
-    serving: Serving | None,
+    serving: Serving | None = None,
 ) -> Memory:
     """The compressing process's memory; a served run's steady peak is the serving process's."""
     device = gpu.record if gpu is not None and gpu.record.phases else None
