@@ -47,7 +47,11 @@ class ServeProcess:
         theirs.close()
         self.conn = Connection(mine.detach())
         self.recipe = recipe
-        self.loaded: Loaded = self._ask(Load(recipe, folder), LOAD_TIMEOUT_S, Loaded)
+        try:
+            self.loaded: Loaded = self._ask(Load(recipe, folder), LOAD_TIMEOUT_S, Loaded)
+        except ServeFailed:
+            self.close()  # a process that did not load (or hangs loading) is not left behind
+            raise
 
     def _ask(self, request: object, timeout: float | None, expected: type[Any]) -> Any:
         try:

@@ -3,7 +3,7 @@ Arrays are numpy: the serving process imports no PyTorch."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,8 +70,6 @@ class Peaks:
     timing: int | None
     scoring: int | None
     max_rss: int
-    samples: int = 0
-    phases: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

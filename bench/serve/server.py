@@ -55,8 +55,7 @@ def serve(conn: Connection) -> None:
         elif isinstance(request, Finish):
             sampler.stop()
             max_rss = max_rss_bytes()
-            peaks = sampler.peaks
-            conn.send(Peaks(peaks.get("latency"), peaks.get("evaluate"), max_rss, sampler.samples, dict(peaks)))
+            conn.send(Peaks(sampler.peaks.get("latency"), sampler.peaks.get("evaluate"), max_rss))
             return
         else:
             raise TypeError(f"unknown request {type(request).__name__}")
