@@ -15,6 +15,8 @@ from typing import Literal
 
 from bench.core.latency import LatencyResult
 from bench.core.records import RunRecord
+from bench.core.serving import same_rounds
+from bench.report.bootstrap import Interval, latency_change
 
 MB = 1024 * 1024
 
@@ -46,12 +48,25 @@ class Metric:
     """Where its noise is known: (latency part, statistic of the raw samples), e.g. ("main", "p50"); the
     part "main" is the run's main latency. `compare` bootstraps the change from those samples."""
 
-    def samples(self, record: RunRecord) -> list[float] | None:
-        """The raw latency samples this figure is a statistic of, or None."""
+    def timing(self, record: RunRecord) -> LatencyResult | None:
+        """The latency part this figure is a statistic of (with raw samples), or None."""
         if self.spread is None:
             return None
         part = main_latency(record) if self.spread[0] == "main" else record.latency.get(self.spread[0])
-        return part.samples_ms if part is not None and part.samples_ms else None
+        return part if part is not None and part.samples_ms else None
+
+    def samples(self, record: RunRecord) -> list[float] | None:
+        """The raw latency samples this figure is a statistic of, or None."""
+        part = self.timing(record)
+        return part.samples_ms if part is not None else None
+
+    def change(self, base: RunRecord, new: RunRecord) -> Interval | None:
+        """The bootstrap interval of this figure's change from `base` to `new` (paired by round when the two
+        were timed in the same interleaved rounds), or None without raw samples."""
+        a, b = self.timing(base), self.timing(new)
+        if self.spread is None or a is None or b is None:
+            return None
+        return latency_change(a, b, self.spread[1], same_rounds(base.interleaving, new.interleaving))
 
 
 def main_latency(record: RunRecord) -> LatencyResult | None:
@@ -265,6 +280,7 @@ TABLE_ORDER = (
     "throughput",
     "mem.latency",
     "mem.eval",
+    "mem.runtime",
     "gpu.latency",
     "gpu.used",
     "size.mb",

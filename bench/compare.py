@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.catalogue import Metric, known_names, lookup
 from bench.core.errors import BenchError
 from bench.core.records import RunRecord, Status
-from bench.report.bootstrap import Interval, accuracy_delta, statistic_change
+from bench.report.bootstrap import Interval, accuracy_delta
 
 _THRESHOLD = re.compile(r"^(?P<metric>[A-Za-z0-9_.]+):(?P<limit>[+-]\d+(\.\d+)?)(?P<pct>%?)$")
 DEFAULT_METRICS = ("latency.p50", "memory.peak", "gpu_memory.peak", "size")
@@ -220,8 +220,7 @@ def _noise(
 ) -> Interval | None:
     """The bootstrap interval of the change of `metric` from `a` to `b`, when the records allow one."""
     if metric.spread is not None:
-        base, new = metric.samples(a), metric.samples(b)
-        return statistic_change(base, new, metric.spread[1]) if base and new else None
+        return metric.change(a, b)
     kind, _, name = metric.name.partition(".")
     if kind == "accuracy" and old_rows is not None and new_rows is not None:
         base_rows, rows = old_rows(a), new_rows(b)

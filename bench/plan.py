@@ -32,6 +32,7 @@ def effective_measurement(measurement: MeasurementConfig, quick: bool) -> Measur
             "min_iterations": measurement.quick_min_iterations,
             "min_duration_s": measurement.quick_min_duration_s,
             "max_duration_s": max(measurement.quick_min_duration_s, min(measurement.max_duration_s, 60.0)),
+            "rounds": 1,
         }
     )
 

@@ -68,6 +68,7 @@ from bench.measure.scoring import ScoringMeter
 from bench.measure.staged import can_stage, score_in_stages
 from bench.orphan import die_with_parent
 from bench.serve.client import ServedModel, ServeProcess
+from bench.serve.handoff import leave
 
 LATENCY_INPUT_POOL = 32
 
@@ -466,10 +467,16 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
         settings = dataclasses.replace(settings, timed_region=watch.region)
     if isinstance(model, ServedModel):
         scope = f"{FORWARD_SCOPE}; the saved model served by {model.runtime} alone in a fresh process"
-        timings = {"forward": model.time_forward(list(pool), settings, run.spec.shape, scope)}
+        arrays = model.timing_inputs(pool)
+        if run.job.rounds_follow:  # one slice here; the launcher's interleaved rounds give the figures
+            settings = run.spec.measurement.slice_settings(first=True)
+            leave(run.workdir, model.server.recipe, arrays, scope)
+        timings = {"forward": model.server.time(arrays, settings, run.spec.shape, scope)}
     else:
         timings = task.latency(model, pool, settings, run.spec.shape)
-    busy = round(contention.share(), 4)
+    # a serving process measures the contention of its own timing (the worker's share is its CPU)
+    shares = [r.other_cpu_share for r in timings.values() if r.other_cpu_share is not None]
+    busy = round(max(shares) if shares else contention.share(), 4)
     real = real_tokens_per_input(pool)
     length = run.spec.sequence_length
     if real is not None and task.fills_inputs() and real < FILLED_SHARE * length:

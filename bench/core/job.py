@@ -24,6 +24,9 @@ class Job(BaseModel):
     baseline_predictions: str | None = None
     log_path: str | None = None
     """Where the launcher captures this process's output (named in error records)."""
+    rounds_follow: bool = False
+    """The launcher times the served rows of this run's group again in interleaved rounds: a served run
+    times one slice itself and leaves its serving recipe and timing inputs in its work folder for them."""
 
 
 PROGRESS_FILE = "progress.json"

@@ -21,7 +21,7 @@ from bench.core.errors import BenchError
 from bench.core.latency import LatencyResult
 from bench.core.metrics import MetricValue
 from bench.core.model import ExecutedPrecision
-from bench.core.serving import Serving
+from bench.core.serving import Interleaving, Serving
 from bench.core.settings import Facts, Prediction
 from bench.core.size import SavedSize
 from bench.core.spec import RunSpec
@@ -250,6 +250,9 @@ class Findings(BaseModel):
     serving: Serving | None = None
     """Where latency, scoring and memory were measured: the saved model in a fresh process with its runtime
     alone, or the compressing process (and why). None: records older than the serve phase."""
+    interleaving: Interleaving | None = None
+    """A served row timed again in interleaved rounds with its group's other served rows (None: timed once,
+    in its own window)."""
 
 
 class RunRecord(Findings):

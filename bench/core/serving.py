@@ -51,3 +51,35 @@ class Serving(BaseModel):
     torch_loaded: bool | None = None
     """Whether PyTorch was imported in the serving process (False for ONNX Runtime and OpenVINO rows; a
     PyTorch row's runtime is PyTorch)."""
+
+
+class Interleaving(BaseModel):
+    """How a served row was timed again in interleaved rounds with the other served rows of its group: each
+    round times every member for a slice, in an order that rotates from round to round, so that a drift of
+    the machine reaches all of them alike. Its latency's `rounds_ms` holds each round's samples."""
+
+    session: str
+    """Names one interleaving: rows with the same session were timed in the same rounds (their changes are
+    paired by round)."""
+    members: list[str]
+    """The run keys timed in these rounds, in plan order (this row's among them)."""
+    rounds: int
+    slice_s: float
+    positions: list[int]
+    """This row's place in each round's order (0: timed first)."""
+    held: bool
+    """Whether its serving process stayed loaded between rounds (else it was loaded again for each round,
+    outside the timed slice)."""
+    guard: str
+    """The memory guard's decision, in words."""
+    first_window_ms: list[float]
+    """The samples of the worker's own first window, kept but not in the figures."""
+    other_cpu_share: list[float]
+    """Per round: the share of the CPU other processes used during this row's slice."""
+    load_s: list[float] = []
+    """Per load in the rounds: seconds to load the saved model again (untimed; one entry when held)."""
+
+
+def same_rounds(a: Interleaving | None, b: Interleaving | None) -> bool:
+    """Whether two rows were timed in the same interleaved rounds (their latency changes pair by round)."""
+    return a is not None and b is not None and a.session == b.session and len(a.positions) == len(b.positions)

@@ -256,6 +256,13 @@ class MeasurementConfig(StrictModel):
     quick_warmup: NonNegativeInt = 3
     quick_min_iterations: PositiveInt = 10
     quick_min_duration_s: NonNegativeFloat = 1.0
+    rounds: PositiveInt = Field(
+        default=5,
+        description="served rows of a group are timed again in this many interleaved rounds, each row for "
+        "`round_s` per round in a rotating order, so that the machine's drift hits every row alike; 1: each "
+        "row is timed once in its own window (always so under --quick)",
+    )
+    round_s: PositiveFloat = Field(default=2.0, description="seconds each row is timed in each round")
     threads: PositiveInt | None = Field(
         default=None, description="torch and onnxruntime intra-op threads; default: physical cores"
     )
@@ -276,6 +283,18 @@ class MeasurementConfig(StrictModel):
         """What the latency loop needs of these settings: each of its budget fields, by name."""
         budget = {f.name: getattr(self, f.name) for f in fields(LatencySettings) if f.name in type(self).model_fields}
         return LatencySettings(**budget)
+
+    def slice_settings(self, first: bool) -> LatencySettings:
+        """One row's slice of one interleaved round: `round_s` seconds, and a share of the iteration minimum;
+        the row's `first` slice in a process warms up fully, later ones (the process stayed loaded, or was
+        loaded again) with the quick warm-up."""
+        return LatencySettings(
+            warmup=self.warmup if first else min(self.warmup, self.quick_warmup),
+            min_iterations=-(-self.min_iterations // self.rounds),
+            min_duration_s=self.round_s,
+            max_iterations=self.max_iterations,
+            max_duration_s=max(self.round_s, self.max_duration_s / self.rounds),
+        )
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> MeasurementConfig:

@@ -111,6 +111,10 @@ class RunBoard:
             self.running[spec.key] = f"{run_label(spec)}{self.where.get(spec.key, '')} · {phase}"
             self._refresh()
 
+    def say(self, message: str) -> None:
+        """A line about the suite's progress between runs (the interleaved rounds)."""
+        self.console.print(f"  [dim]{for_console(message)}[/dim]", highlight=False)
+
     def finished(self, record: RunRecord, where: str | None = None) -> None:
         """A run that ended with this record: one line, and the error's when it failed."""
         self.running.pop(record.spec.key, None)

@@ -33,6 +33,7 @@ from bench.core.spec import RunSpec
 from bench.failure import dumped_stack, registered_files
 from bench.interrupts import shielded
 from bench.launchers.watchdog import LaunchResult, Limits, launch, log_tail
+from bench.serve.handoff import HANDOFF_FOLDER
 
 KEEP_WORK_VARIABLE = "BENCH_KEEP_WORK"
 """Set (to anything) to keep each run's work folder, `.work/<run key>/` with the saved model in `saved/`."""
@@ -143,12 +144,19 @@ class PhaseWatch:
 
 
 def run_one(
-    spec: RunSpec, folder: Path, baseline_key: str | None, on_phase: Callable[[str], None] | None = None
+    spec: RunSpec,
+    folder: Path,
+    baseline_key: str | None,
+    on_phase: Callable[[str], None] | None = None,
+    rounds_follow: bool = False,
 ) -> RunRecord:
     """Launch one run in a fresh process; store a record whatever happens to it, except a stop signal to
     `bench run` itself: then nothing is stored, so that the same command runs it again. `on_phase` hears each
-    phase the worker enters (read from its progress file, about once a second)."""
+    phase the worker enters (read from its progress file, about once a second). With `rounds_follow`, a
+    served run's work folder (its saved model and handoff) is left for the interleaved rounds, whose caller
+    removes it with `remove_work`."""
     workdir = folder / ".work" / spec.key
+    keep = False
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         baseline_predictions = folder / f"{baseline_key}{PREDICTIONS_SUFFIX}" if baseline_key else None
@@ -158,6 +166,7 @@ def run_one(
             folder=str(folder),
             baseline_predictions=str(baseline_predictions) if baseline_predictions else None,
             log_path=str(log_path),
+            rounds_follow=rounds_follow,
         )
         job_path = workdir / "job.json"
         job_path.write_text(job.model_dump_json(indent=2), encoding="utf-8")
@@ -174,8 +183,15 @@ def run_one(
         if record is None:
             record = _failure_record(spec, result, limit, read_progress(workdir), log_path)
             save_record(record, folder)
+        keep = rounds_follow and record.status == Status.OK and (workdir / HANDOFF_FOLDER).is_dir()
         return record
     finally:
-        if not os.environ.get(KEEP_WORK_VARIABLE):
-            with shielded():
-                shutil.rmtree(workdir, ignore_errors=True)
+        if not keep:
+            remove_work(workdir)
+
+
+def remove_work(workdir: Path) -> None:
+    """Remove a run's work folder (kept when $BENCH_KEEP_WORK is set)."""
+    if not os.environ.get(KEEP_WORK_VARIABLE):
+        with shielded():
+            shutil.rmtree(workdir, ignore_errors=True)

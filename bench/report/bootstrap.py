@@ -5,7 +5,8 @@
   resample sacrebleu's per-segment sufficient statistics and recompute the corpus score, as sacrebleu's
   own paired bootstrap does.
 - Latency: the raw samples of each run are resampled independently, giving an interval for the
-  percent change of the median.
+  percent change of the median; rows timed in interleaved rounds resample rounds, then samples (paired
+  by round when two rows shared their rounds).
 
 Resampling is seeded, so a report is the same every time it is built from the same records.
 """
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from bench.core.latency import LatencyResult
 
 RESAMPLES = 1000
 LEVEL = 0.95
@@ -113,6 +116,44 @@ def statistic_change(base: Sequence[float], new: Sequence[float], statistic: str
     changes = 100.0 * (new_values - base_values) / base_values
     point_base, point_new = float(stat(b)), float(stat(n))
     return Interval(100.0 * (point_new - point_base) / point_base, *_bounds(changes))
+
+
+def rounds_change(
+    base: Sequence[Sequence[float]], new: Sequence[Sequence[float]], statistic: str = "p50", paired: bool = False
+) -> Interval:
+    """Percent change of a statistic of samples timed in rounds (new vs base), with an interval from a
+    two-stage bootstrap: rounds are resampled, then the samples of each chosen round, so that the interval
+    holds the spread between rounds as well as within them. `paired`: both were timed in the same rounds,
+    so each resample picks the same rounds for both (a drift common to a round cancels)."""
+    b, n = [np.asarray(r, dtype=float) for r in base if len(r)], [np.asarray(r, dtype=float) for r in new if len(r)]
+    if not b or not n:
+        raise ValueError("no samples")
+    if paired and len(b) != len(n):
+        raise ValueError("paired rounds must be as many on both sides")
+    stat = STATISTICS[statistic]
+    rng = np.random.default_rng(SEED + 3)
+
+    def resample(rounds: list[np.ndarray], picks: np.ndarray) -> float:
+        chosen = [rounds[i] for i in picks]
+        return float(stat(np.concatenate([r[rng.integers(0, r.size, r.size)] for r in chosen])))
+
+    changes = np.empty(RESAMPLES)
+    for i in range(RESAMPLES):
+        picks = rng.integers(0, len(b), len(b))
+        other = picks if paired else rng.integers(0, len(n), len(n))
+        base_value = resample(b, picks)
+        changes[i] = 100.0 * (resample(n, other) - base_value) / base_value
+    point_base, point_new = float(stat(np.concatenate(b))), float(stat(np.concatenate(n)))
+    return Interval(100.0 * (point_new - point_base) / point_base, *_bounds(changes))
+
+
+def latency_change(base: LatencyResult, new: LatencyResult, statistic: str = "p50", paired: bool = False) -> Interval:
+    """The change of a latency statistic between two timings, with the interval their sampling allows: over
+    rounds when either was timed in rounds (paired when both were timed in the same ones), else over the
+    samples of each window."""
+    if base.rounds_ms is None and new.rounds_ms is None:
+        return statistic_change(base.samples_ms, new.samples_ms, statistic)
+    return rounds_change(base.rounds_ms or [base.samples_ms], new.rounds_ms or [new.samples_ms], statistic, paired)
 
 
 def median_change(base: Sequence[float], new: Sequence[float]) -> Interval:

@@ -76,6 +76,47 @@ def execution_note(members: list[RunRecord]) -> str | None:
     return f"MIXED EXECUTION: the rows ran different attention kernels or compilation ({rows})"
 
 
+def serving_note(members: list[RunRecord]) -> str | None:
+    """Where the rows were measured: served from their saved files in a fresh process, or (naming each, with
+    its reason) in the process that compressed them."""
+    served = [r.spec.compressor.display_name for r in members if r.serving and r.serving.where == "fresh process"]
+    here = [r for r in members if r.serving and r.serving.where == "compressing process"]
+    if not served and not here:
+        return None
+    parts = []
+    if served:
+        who = "all runs" if len(served) == len(members) else ", ".join(served)
+        parts.append(f"{who}: timed, scored and weighed as deployed (the saved files served by their runtime alone)")
+    if here:
+        reasons = "; ".join(f"{r.spec.compressor.display_name} ({r.serving.reason})" for r in here if r.serving)
+        parts.append(f"measured in the compressing process, with its leftovers in the memory figures: {reasons}")
+    return "; ".join(parts)
+
+
+def rounds_note(members: list[RunRecord]) -> str | None:
+    """How the latency rows were timed: in interleaved rounds (which, and how), or each in its own window."""
+    sessions: dict[str, list[RunRecord]] = {}
+    for r in members:
+        if r.interleaving is not None:
+            sessions.setdefault(r.interleaving.session, []).append(r)
+    if not sessions:
+        return None
+    lines = []
+    for rows in sessions.values():
+        first = rows[0].interleaving
+        assert first is not None
+        kept = "held side by side" if first.held else "each loaded again for its slices"
+        names = ", ".join(r.spec.compressor.display_name for r in rows)
+        lines.append(
+            f"latency of {names}: {first.rounds} interleaved rounds of {first.slice_s:g} s per row in a rotating "
+            f"order ({kept}); their intervals resample rounds, then samples, paired by round"
+        )
+    alone = [r.spec.compressor.display_name for r in members if r.interleaving is None and r.latency]
+    if alone:
+        lines.append(f"latency of {', '.join(alone)}: each in its own window, not interleaved with the others")
+    return "; ".join(lines)
+
+
 def table_notes(members: list[RunRecord]) -> list[str]:
     """Notes shared by every run once, then each run's own, its proof and its compression facts."""
     shared = set.intersection(*(set(r.notes) for r in members)) if len(members) > 1 else set()
@@ -84,7 +125,7 @@ def table_notes(members: list[RunRecord]) -> list[str]:
     notes += [line for r in members if (line := _verification(r)) is not None]
     notes += [f"{r.spec.compressor.display_name}: {fact}" for r in members for fact in compression_facts(r)]
     notes = [n for n in notes if not n.split(": ", 1)[-1].startswith("random weights (")]  # said once below
-    for extra in (_memory_note(members), execution_note(members)):
+    for extra in (serving_note(members), rounds_note(members), _memory_note(members), execution_note(members)):
         if extra:
             notes.append(extra)
     if any(r.weights == "random" for r in members):

@@ -9,10 +9,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench.catalogue import BY_NAME, FIXED, TABLE_ORDER, Metric, main_latency, task_metric
+from bench.catalogue import BY_NAME, FIXED, TABLE_ORDER, Metric, task_metric
 from bench.core.environment import describe
 from bench.core.records import RunRecord, Status
-from bench.report.bootstrap import accuracy_delta, median_change
+from bench.report.bootstrap import accuracy_delta
 from bench.report.notes import table_notes
 
 Column = Metric
@@ -100,7 +100,6 @@ def add_intervals(
     baseline's examples (stopped at a rung) gets the paired delta on those as its delta too."""
     out = frame.copy()
     base_rows = predictions(base) if predictions else None
-    base_latency = main_latency(base)
     for i, record in enumerate(members):
         if record is base or record.status != Status.OK:
             continue
@@ -113,9 +112,8 @@ def add_intervals(
                 out.loc[i, f"acc.{metric}.hi"] = interval.high
                 if partial:
                     out.loc[i, f"acc.{metric}.delta"] = interval.delta
-        latency = main_latency(record)
-        if latency is not None and base_latency is not None and latency.samples_ms and base_latency.samples_ms:
-            interval = median_change(base_latency.samples_ms, latency.samples_ms)
+        interval = BY_NAME["latency.p50"].change(base, record)
+        if interval is not None:
             out.loc[i, "lat.p50.lo"] = interval.low
             out.loc[i, "lat.p50.hi"] = interval.high
     return out

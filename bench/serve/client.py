@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import IO, Any
@@ -140,10 +140,9 @@ class ServedModel(ModelHandle):
         outputs = self.server.forward(to_arrays(batch, self.server.loaded.inputs))
         return {name: torch.from_numpy(value) for name, value in outputs.items()}
 
-    def time_forward(self, pool: list[Batch], settings: LatencySettings, shape: Shape, scope: str) -> LatencyResult:
-        """The forward pass timed by the serving process over `pool`."""
-        arrays = [to_arrays(batch, self.server.loaded.inputs) for batch in pool]
-        return self.server.time(arrays, settings, shape, scope)
+    def timing_inputs(self, pool: Sequence[Batch]) -> list[Arrays]:
+        """The timing inputs as the serving process takes them."""
+        return [to_arrays(batch, self.server.loaded.inputs) for batch in pool]
 
     def save(self, directory: Path) -> list[Path]:
         return self.measured.save(directory)

@@ -13,6 +13,7 @@ from multiprocessing.connection import Connection
 
 from bench.core.job import PARENT_VARIABLE
 from bench.core.latency import LatencySettings, measure_latency
+from bench.measure.contention import CpuContention
 from bench.measure.memory import RssSampler, max_rss_bytes
 from bench.orphan import die_with_parent
 from bench.serve import loaders
@@ -45,9 +46,10 @@ def serve(conn: Connection) -> None:
                 request.max_iterations,
                 request.max_duration_s,
             )
+            contention = CpuContention.start()
             with sampler.phase("latency"):
                 result = measure_latency(model.call, request.pool, settings, request.shape, request.scope)
-            conn.send(result)
+            conn.send(result.model_copy(update={"other_cpu_share": round(contention.share(), 4)}))
         elif isinstance(request, Forward):
             with sampler.phase("evaluate"):
                 outputs = model.call(request.batch)

@@ -1,0 +1,237 @@
+"""Interleaved rounds: after a group's runs, its served rows are timed again, each for a slice per round in an
+order that rotates from round to round, so that a drift of the machine reaches every row alike (asv's
+`rounds`). Their records then carry each round's samples, and a speed-up between two rows of one
+interleaving is paired by round.
+
+The rows' serving processes stay loaded side by side when the memory guard allows it; otherwise each is
+loaded again for each of its slices (the load is never timed). Runs in the launcher's process, which imports
+no PyTorch: each serving process has its runtime alone, as in the run itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from bench.core.latency import LatencyResult
+from bench.core.records import RunRecord, Status, save_record
+from bench.core.serving import Interleaving, Serving
+from bench.core.stats import summarize
+from bench.measure.contention import BUSY_THRESHOLD
+from bench.serve.client import ServeFailed, ServeProcess
+from bench.serve.handoff import Handoff, pick_up
+
+SETTLE_S = 0.25
+"""Pause before each slice, so that the previous row's runtime threads have stopped spinning."""
+GUARD_SHARE = 0.5
+"""The serving processes are held side by side when their high-water marks add up to at most this share of
+the memory available when the rounds begin."""
+TIMED = "forward"
+"""The latency entry a served run times (its only one)."""
+
+
+@dataclass
+class Contender:
+    """One served row in the rounds."""
+
+    record: RunRecord
+    handoff: Handoff
+    log: IO[bytes]
+    server: ServeProcess | None = None
+    slices: list[LatencyResult] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+    timing_peak: int = 0
+    busy_s: float = 0.0
+    failure: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.record.spec.key
+
+    def serve(self) -> ServeProcess:
+        """Its serving process, loaded now when it is not held (the load is not timed)."""
+        if self.server is None:
+            began = time.perf_counter()
+            self.server = ServeProcess(self.handoff.recipe, self.handoff.saved, self.log)
+            self.loads.append(round(time.perf_counter() - began, 4))
+        return self.server
+
+    def close(self) -> None:
+        """Stop its serving process, if one is still running."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    def release(self) -> None:
+        """End its serving process, keeping its memory peak."""
+        if self.server is None:
+            return
+        server, self.server = self.server, None
+        try:
+            serving = server.finish()
+            self.timing_peak = max(self.timing_peak, serving.timing_peak or 0)
+        finally:
+            server.close()
+
+
+def memory_guard(contenders: list[Contender]) -> tuple[bool, str]:
+    """Whether the serving processes may stay loaded side by side, and the decision in words."""
+    need = sum(peak_of(c.record) for c in contenders)
+    available = psutil.virtual_memory().available
+    held = need <= GUARD_SHARE * available
+    verdict = "held side by side" if held else "loaded again for each slice"
+    return held, (
+        f"{verdict}: their serving processes' high-water marks add up to {need / 1e6:,.0f} MB, "
+        f"{'within' if held else 'beyond'} {100 * GUARD_SHARE:.0f}% of the {available / 1e6:,.0f} MB available"
+    )
+
+
+def peak_of(record: RunRecord) -> int:
+    """The memory a row's serving process reached in its run."""
+    serving = record.serving
+    return (serving.max_rss if serving else None) or (record.memory.steady_peak if record.memory else None) or 0
+
+
+def rotated(contenders: list[Contender], round_index: int) -> list[Contender]:
+    """The order of round `round_index`: the plan order, started `round_index` places further on."""
+    shift = round_index % len(contenders)
+    return contenders[shift:] + contenders[:shift]
+
+
+def interleave(records: list[RunRecord], folder: Path, say: Callable[[str], None] = lambda _: None) -> list[RunRecord]:
+    """Time the served rows among `records` (those whose work folder holds a handoff) in interleaved rounds,
+    store their records again with the rounds, and return `records` with those replaced."""
+    with contextlib.ExitStack() as stack:
+        contenders = list(gather(records, folder, stack))
+        if not contenders:
+            return records
+        measurement = contenders[0].record.spec.measurement
+        held, guard = memory_guard(contenders)
+        say(
+            f"interleaved rounds: {len(contenders)} served row(s), {measurement.rounds} rounds of "
+            f"{measurement.round_s:g} s each; {guard.split(':')[0]}"
+        )
+        for contender in contenders:  # whatever happens in the rounds, no serving process is left behind
+            stack.callback(contender.close)
+        for round_index in range(measurement.rounds):
+            for position, contender in enumerate(rotated(contenders, round_index)):
+                if contender.failure is None:
+                    time_slice(contender, position, round_index == 0, held)
+        session = uuid.uuid4().hex[:12]
+        finished = {c.key: finish(c, contenders, Decision(session, held, guard), folder) for c in contenders}
+    return [finished.get(r.spec.key, r) for r in records]
+
+
+def gather(records: list[RunRecord], folder: Path, stack: contextlib.ExitStack) -> Iterator[Contender]:
+    """The rows that can take part: ok, served, with their handoff in the work folder."""
+    for record in records:
+        if record.status != Status.OK or TIMED not in record.latency:
+            continue
+        handoff = pick_up(folder / ".work" / record.spec.key)
+        if handoff is None:
+            continue
+        log_path = folder / ".logs" / f"{record.spec.key}.rounds.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        yield Contender(record, handoff, stack.enter_context(log_path.open("ab")))
+
+
+def time_slice(contender: Contender, position: int, first: bool, held: bool) -> None:
+    """Time one row's slice of a round (loading it first when it is not held); a failure drops the row from
+    the rounds, keeping what its run measured."""
+    spec = contender.record.spec
+    began = time.perf_counter()
+    try:
+        server = contender.serve()
+        time.sleep(SETTLE_S)
+        settings = spec.measurement.slice_settings(first=first or not held)
+        result = server.time(contender.handoff.pool, settings, spec.shape, contender.handoff.scope)
+        contender.slices.append(result)
+        contender.positions.append(position)
+        if not held:
+            contender.release()
+    except ServeFailed as exc:
+        contender.failure = str(exc)
+        with contextlib.suppress(ServeFailed, OSError):
+            contender.release()
+    finally:
+        contender.busy_s += time.perf_counter() - began
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What every row of one interleaving shares: its name and the memory guard's decision."""
+
+    session: str
+    held: bool
+    guard: str
+
+
+def finish(contender: Contender, everyone: list[Contender], decision: Decision, folder: Path) -> RunRecord:
+    """The row's record with its rounds (or, after a failure, a note saying why its figures are its run's
+    own window), stored again."""
+    contender.release()
+    record = contender.record.model_copy(deep=True)
+    record.phases_s["rounds"] = round(contender.busy_s, 3)
+    record.wall_s += contender.busy_s
+    if contender.failure is not None:
+        record.notes.append(
+            f"interleaved rounds failed for this row ({contender.failure}): its latency is the single window "
+            "of its run, not interleaved with the other rows"
+        )
+        save_record(record, folder)
+        return record
+    first = record.latency[TIMED]
+    members = [c for c in everyone if c.failure is None]
+    samples = [x for s in contender.slices for x in s.samples_ms]
+    stats = summarize(samples)
+    shares = [s.other_cpu_share or 0.0 for s in contender.slices]
+    measurement = record.spec.measurement
+    record.latency[TIMED] = first.model_copy(
+        update={
+            "samples_ms": samples,
+            "rounds_ms": [s.samples_ms for s in contender.slices],
+            "stats": stats,
+            "measured_s": round(sum(s.measured_s for s in contender.slices), 4),
+            "throughput_samples_per_s": 1000.0 * record.spec.batch_size / stats.mean if stats.mean > 0 else 0.0,
+            "other_cpu_share": max(shares),
+            "scope": f"{first.scope}; {measurement.rounds} interleaved rounds with {len(members) - 1} other row(s)",
+        }
+    )
+    record.interleaving = Interleaving(
+        session=decision.session,
+        members=[c.key for c in members],
+        rounds=measurement.rounds,
+        slice_s=measurement.round_s,
+        positions=contender.positions,
+        held=decision.held,
+        guard=decision.guard,
+        first_window_ms=first.samples_ms,
+        other_cpu_share=shares,
+        load_s=contender.loads,
+    )
+    if max(shares) > BUSY_THRESHOLD:
+        record.notes.append(
+            f"other processes used up to {100 * max(shares):.0f}% of the CPU during this row's interleaved "
+            "slices: these timings are unreliable"
+        )
+    record.serving = with_timing_peak(record.serving, contender.timing_peak)
+    if record.memory is not None and record.serving is not None:
+        peaks = [p for p in (record.serving.timing_peak, record.serving.scoring_peak) if p]
+        record.memory.steady_peak = max(peaks) if peaks else record.memory.steady_peak
+    save_record(record, folder)
+    return record
+
+
+def with_timing_peak(serving: Serving | None, peak: int) -> Serving | None:
+    """The serving part with the rounds' timing peak, when it is higher than the run's."""
+    if serving is None or peak <= (serving.timing_peak or 0):
+        return serving
+    return serving.model_copy(update={"timing_peak": peak})
