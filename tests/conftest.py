@@ -179,6 +179,7 @@ def write_suite(path: Path, model_dir: Path, data_dir: Path, **overrides: object
             "quick_min_duration_s": 0,
             "threads": 1,
             "timeout_s": 300,
+            "rounds": 1,
         },
     }
     suite.update(overrides)

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 MACHINE = "lifecycle-box"
 MEASUREMENT = {
+    "rounds": 1,
     "warmup": 1,
     "min_iterations": 3,
     "min_duration_s": 0,

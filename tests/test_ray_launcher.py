@@ -233,7 +233,7 @@ def hanging_suite(tmp_path: Path, model: Path, data: Path, marker: Path) -> Path
         {"name": "fault", "label": "hangs-once", "config": {"kind": "hang", "once_marker": str(marker)}},
         {"name": "int8-dynamic"},
     ]
-    measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "threads": 1, "timeout_s": 120}
+    measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "threads": 1, "timeout_s": 120, "rounds": 1}
     return suite_file(tmp_path / "hang.yaml", model, data, rows, measurement=measurement)
 
 

@@ -5,6 +5,10 @@ each pending run executes. Each group's baseline is submitted first; its predict
 compressed runs as a Ray object (never through a shared filesystem), and those runs are held to nodes of the
 baseline's hardware class. The driver stores every record, predictions file and log in
 results/<machine>/<suite>/, where <machine> is the node that measured the run.
+
+With interleaved rounds (`measurement.rounds` > 1), a group's runs are held to the node that measured its
+baseline, and once all of them are home one more task there times its served rows in rounds, holding the
+node's bench slot; the driver stores the records it sends back.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from bench.core.spec import RunSpec
 from bench.interrupts import Interrupted, deferred, shielded
 from bench.launchers.board import RunBoard
 from bench.launchers.ray_cluster import SLOT, cluster_threads, connected, first_line, preflight, slot_nodes
-from bench.launchers.ray_node import NodeFacts, NodeRun, measure
+from bench.launchers.ray_node import NodeFacts, NodeRun, interleave_here, measure
 from bench.launchers.sequence import Pending, Site, SuiteLauncher
 from bench.report.text import for_console
 
@@ -108,6 +112,11 @@ class RayLauncher(SuiteLauncher):
     def execute(self, pending: Pending, board: RunBoard, console: Console) -> list[RunRecord]:
         dispatch = Dispatch(self.ray, self.options.max_parallel, self.options.gpu_runs_per_node, self.nodes)
         return dispatch.run(pending, Homecoming(self.ray, dispatch.nodes, pending, board))
+
+
+def interleaved(spec: RunSpec) -> bool:
+    """Whether the run's group is timed again in interleaved rounds (its runs then go to one node)."""
+    return spec.measurement.rounds > 1
 
 
 class HardwareClasses:
@@ -236,6 +245,12 @@ class Dispatch:
             actor_options={"num_cpus": 0, "scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=True)}
         )
         self.remote = ray.remote(measure)
+        self.remote_rounds = ray.remote(interleave_here)
+        self.rounds: dict[ObjectRef, str] = {}
+        """Interleaved rounds in flight: the group each times."""
+        self.unfinished: dict[str, int] = {}
+        """Per interleaved group: how many of its runs have not come home yet."""
+        self.home_records: dict[str, list[RunRecord]] = {}
         self.ready: list[Ready] = []
         self.waiting: dict[str, list[Ready]] = {}
         self.flights: dict[ObjectRef, Flight] = {}
@@ -245,6 +260,9 @@ class Dispatch:
         """Queue every pending run and drive them to the end; on any exception, cancel what is in flight."""
         self.pending, self.home = pending, home
         waiting_groups = {s.group for s in pending.runs if s.is_baseline}
+        for spec in pending.runs:
+            if interleaved(spec):
+                self.unfinished[spec.group] = self.unfinished.get(spec.group, 0) + 1
         for index, spec in enumerate(pending.runs):
             if spec.is_baseline:
                 heapq.heappush(self.ready, Ready((0, index), spec, nodes=tuple(self.nodes)))
@@ -253,7 +271,8 @@ class Dispatch:
             else:
                 record = self.baseline_record(pending.baselines.get(spec.group))
                 ref = self.stored_predictions(record)
-                heapq.heappush(self.ready, Ready((1, index), spec, ref, self.hardware.of(record)))
+                nodes = self.hardware.of(record)
+                heapq.heappush(self.ready, Ready((1, index), spec, ref, nodes[:1] if interleaved(spec) else nodes))
         try:
             return self.drive()
         except BaseException:
@@ -294,7 +313,9 @@ class Dispatch:
             "label_selector": {NODE_LABEL: f"in({','.join(item.nodes)})"},
         }
         baseline_key = self.pending.baseline_of(spec)
-        run_ref, predictions_ref = self.remote.options(**options).remote(spec, baseline_key, item.baseline, self.events)
+        run_ref, predictions_ref = self.remote.options(**options).remote(
+            spec, baseline_key, item.baseline, self.events, interleaved(spec)
+        )
         self.flights[run_ref] = Flight(spec, predictions_ref, item.nodes, time.time())
 
     def drive(self) -> list[RunRecord]:
@@ -303,7 +324,7 @@ class Dispatch:
         limit = self.max_parallel or float("inf")
         checked = time.monotonic()
         with deferred() as signals:
-            while self.ready or self.flights:
+            while self.ready or self.flights or self.rounds:
                 if signals:
                     raise Interrupted(signals[0])
                 records += self.step(limit)
@@ -317,14 +338,55 @@ class Dispatch:
         records: list[RunRecord] = []
         while self.ready and len(self.flights) < limit:
             self.submit(heapq.heappop(self.ready))
-        done, _ = self.ray.wait(list(self.flights), num_returns=1, timeout=POLL_S)
+        done, _ = self.ray.wait([*self.flights, *self.rounds], num_returns=1, timeout=POLL_S)
         self.read_events()
         for ref in done:
+            if ref in self.rounds:
+                records += self.rounds_home(ref)
+                continue
             flight = self.flights.pop(ref)
             record = self.home.arrive(ref, flight)
             records.append(record)
             if flight.spec.is_baseline:
                 self.release(flight, record)
+            if interleaved(flight.spec):
+                self.group_home(record)
+        return records
+
+    def group_home(self, record: RunRecord) -> None:
+        """A run of an interleaved group came home: when it is the group's last, time the group's served
+        runs in interleaved rounds on the node that measured them (holding its bench slot)."""
+        group = record.spec.group
+        self.home_records.setdefault(group, []).append(record)
+        self.unfinished[group] -= 1
+        if self.unfinished[group] > 0:
+            return
+        placed = [r.placement.node_id for r in self.home_records[group] if r.placement and r.status == Status.OK]
+        if not placed:
+            return
+        node = max(set(placed), key=placed.count)
+        options: dict[str, Any] = {
+            "max_retries": 0,
+            "num_cpus": 1,
+            "resources": {SLOT: 1.0},
+            "name": f"bench rounds {group[:8]}",
+            "label_selector": {NODE_LABEL: f"in({node})"},
+        }
+        members = [r for r in self.home_records.pop(group) if r.placement and r.placement.node_id == node]
+        self.rounds[self.remote_rounds.options(**options).remote(members, group)] = group
+        name = self.nodes[node].name if node in self.nodes else node[:8]
+        self.home.board.say(f"interleaved rounds of {len(members)} run(s) on {name}")
+
+    def rounds_home(self, ref: ObjectRef) -> list[RunRecord]:
+        """Store the records a group's interleaved rounds sent back (its runs' own stay when they failed)."""
+        group = self.rounds.pop(ref)
+        try:
+            records: list[RunRecord] = self.ray.get(ref)
+        except Exception as exc:
+            self.home.board.say(f"interleaved rounds of group {group[:8]} failed: {first_line(exc)}")
+            return []
+        for record in records:
+            save_record(record, self.pending.folder(record.machine))
         return records
 
     def read_events(self) -> None:
@@ -339,6 +401,8 @@ class Dispatch:
     def release(self, flight: Flight, record: RunRecord) -> None:
         """A baseline came home: its group's runs become ready, held to its hardware class."""
         nodes = self.hardware.of(record)
+        if interleaved(flight.spec) and record.placement is not None:  # a group's rounds run on one node
+            nodes = (record.placement.node_id,)
         predictions = flight.predictions if record.status == Status.OK else None
         for item in self.waiting.pop(flight.spec.group, []):
             heapq.heappush(self.ready, Ready(item.rank, item.spec, predictions, nodes))
@@ -354,14 +418,18 @@ class Dispatch:
         stuck = [item for item in self.ready if not alive & set(item.nodes)]
         self.ready = [item for item in self.ready if item not in stuck]
         heapq.heapify(self.ready)
-        return [self.home.stranded(Flight(i.spec, None, i.nodes, time.time(), stranded=True)) for i in stuck]
+        lost = [self.home.stranded(Flight(i.spec, None, i.nodes, time.time(), stranded=True)) for i in stuck]
+        for record in lost:
+            if interleaved(record.spec):
+                self.group_home(record)
+        return lost
 
     def cancel(self) -> None:
         """Stop everything in flight (each node's worker process group is killed by its launcher), and wait
         a while for the tasks to end."""
-        for ref in self.flights:
+        for ref in [*self.flights, *self.rounds]:
             self.ray.cancel(ref, force=False)
         deadline = time.monotonic() + CANCEL_GRACE_S
-        remaining = list(self.flights)
+        remaining = [*self.flights, *self.rounds]
         while remaining and time.monotonic() < deadline:
             _, remaining = self.ray.wait(remaining, num_returns=len(remaining), timeout=1.0)

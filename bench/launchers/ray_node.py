@@ -19,6 +19,7 @@ from bench import __version__
 from bench.core.environment import Environment, capture, default_threads, machine_name
 from bench.core.records import LOG_SUFFIX, PREDICTIONS_SUFFIX, Placement, RunRecord
 from bench.core.spec import RunSpec
+from bench.launchers.rounds import interleave
 from bench.launchers.single_run import run_one
 
 SCRATCH_PREFIX = "bench-ray-"
@@ -86,19 +87,32 @@ class NodeRun:
     log: bytes
 
 
+def rounds_folder(group: str) -> Path:
+    """Where a group's runs keep their saved models on this node until its interleaved rounds."""
+    return Path(tempfile.gettempdir()) / f"{SCRATCH_PREFIX}rounds" / group
+
+
 def measure(
-    spec: RunSpec, baseline_key: str | None, baseline_predictions: bytes | None, events: EventSink | None
+    spec: RunSpec,
+    baseline_key: str | None,
+    baseline_predictions: bytes | None,
+    events: EventSink | None,
+    rounds_follow: bool = False,
 ) -> tuple[NodeRun, bytes | None]:
-    """Run `spec` on this node as the local launcher would; returns the run and its predictions file."""
+    """Run `spec` on this node as the local launcher would; returns the run and its predictions file. With
+    `rounds_follow`, its work folder stays in the group's folder on this node for `interleave_here`."""
     node_id, address = node_identity()
     if events is not None:
         events.put(("started", spec.key, node_id, time.time()))
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+    if rounds_follow:
+        scratch = rounds_folder(spec.group) / spec.key
+        scratch.mkdir(parents=True, exist_ok=True)
     try:
         if baseline_key is not None and baseline_predictions is not None:
             (scratch / f"{baseline_key}{PREDICTIONS_SUFFIX}").write_bytes(baseline_predictions)
         started = time.time()
-        record = run_one(spec, scratch, baseline_key)
+        record = run_one(spec, scratch, baseline_key, rounds_follow=rounds_follow)
         finished = time.time()
         record.placement = Placement(
             launcher="ray", node_id=node_id, node_address=address, started_unix=started, finished_unix=finished
@@ -110,4 +124,27 @@ def measure(
             predictions.read_bytes() if predictions.is_file() else None,
         )
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not rounds_follow:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def interleave_here(records: list[RunRecord], group: str) -> list[RunRecord]:
+    """Time the group's served runs, measured on this node, in interleaved rounds; returns their records
+    (the driver stores them) and removes the group's folder."""
+    root = rounds_folder(group)
+    try:
+        updated = {}
+        for_rounds = []
+        for record in records:  # each run kept its work folder in its own scratch folder
+            folder = root / record.spec.key
+            if (folder / ".work" / record.spec.key).is_dir():
+                for_rounds.append((record, folder))
+        if for_rounds:
+            staged = root / "rounds"
+            for record, folder in for_rounds:
+                (staged / ".work").mkdir(parents=True, exist_ok=True)
+                (folder / ".work" / record.spec.key).rename(staged / ".work" / record.spec.key)
+            updated = {r.spec.key: r for r in interleave([r for r, _ in for_rounds], staged)}
+        return [updated.get(r.spec.key, r) for r in records]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

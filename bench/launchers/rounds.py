@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import psutil
 
@@ -33,11 +33,12 @@ SETTLE_S = 0.25
 GUARD_SHARE = 0.5
 """The serving processes are held side by side when their high-water marks add up to at most this share of
 the memory available when the rounds begin."""
+T = TypeVar("T")
 TIMED = "forward"
 """The latency entry a served run times (its only one)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Contender:
     """One served row in the rounds."""
 
@@ -100,10 +101,10 @@ def peak_of(record: RunRecord) -> int:
     return (serving.max_rss if serving else None) or (record.memory.steady_peak if record.memory else None) or 0
 
 
-def rotated(contenders: list[Contender], round_index: int) -> list[Contender]:
+def rotated(rows: list[T], round_index: int) -> list[T]:
     """The order of round `round_index`: the plan order, started `round_index` places further on."""
-    shift = round_index % len(contenders)
-    return contenders[shift:] + contenders[:shift]
+    shift = round_index % len(rows)
+    return rows[shift:] + rows[:shift]
 
 
 def interleave(records: list[RunRecord], folder: Path, say: Callable[[str], None] = lambda _: None) -> list[RunRecord]:

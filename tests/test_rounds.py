@@ -1,0 +1,113 @@
+"""Interleaved rounds: a group's served rows are timed again in rotating rounds, and their intervals resample
+rounds, then samples, paired by round when two rows shared them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.core.latency import LatencyResult, latency_result
+from bench.core.shape import Shape
+from bench.core.suite import MeasurementConfig
+from bench.launchers.rounds import rotated
+from bench.plan import effective_measurement
+from bench.report.bootstrap import latency_change, rounds_change, statistic_change
+
+from .conftest import write_suite
+from .test_cli import bench
+from .test_integration import records
+
+SHAPE = Shape(batch_size=1, sequence_length=8)
+
+
+def drifting_rounds(level: float, drift: list[float], seed: int, n: int = 40) -> list[list[float]]:
+    """Rounds of samples around `level`, each round scaled by its drift of the machine."""
+    rng = np.random.default_rng(seed)
+    return [list(level * d * (1 + rng.normal(0, 0.02, n))) for d in drift]
+
+
+def test_pairing_by_round_cancels_a_drift_both_rows_saw() -> None:
+    drift = [1.0, 1.3, 0.9, 1.2, 1.05]
+    base, new = drifting_rounds(100.0, drift, 1), drifting_rounds(50.0, drift, 2)
+    paired = rounds_change(base, new, paired=True)
+    unpaired = rounds_change(base, new, paired=False)
+    assert paired.low < -50.0 < paired.high  # the true change
+    assert paired.high - paired.low < (unpaired.high - unpaired.low) / 3
+    assert paired.delta == unpaired.delta  # the point estimate: the statistic of every sample
+    whole = statistic_change([x for r in base for x in r], [x for r in new for x in r])
+    assert paired.delta == pytest.approx(whole.delta)
+
+
+def test_the_spread_between_rounds_widens_an_interval_the_samples_alone_would_narrow() -> None:
+    base = drifting_rounds(100.0, [1.0, 1.3, 0.9, 1.2, 1.05], 3)
+    new = drifting_rounds(100.0, [1.2, 0.95, 1.25, 1.0, 1.1], 4)  # the same speed, other rounds' drift
+    within = statistic_change([x for r in base for x in r], [x for r in new for x in r])
+    across = rounds_change(base, new)
+    assert across.low < 0 < across.high
+    assert across.high - across.low > 2 * (within.high - within.low)
+
+
+def test_paired_rounds_must_match_and_a_timing_without_rounds_is_one_window() -> None:
+    with pytest.raises(ValueError, match="as many"):
+        rounds_change([[1.0, 2.0]] * 3, [[1.0, 2.0]] * 2, paired=True)
+    settings = MeasurementConfig().latency_settings()
+    plain = latency_result([10.0, 11.0, 12.0] * 10, 20.0, 1.0, settings, SHAPE, 1, "forward")
+    faster = latency_result([5.0, 5.5, 6.0] * 10, 20.0, 1.0, settings, SHAPE, 1, "forward")
+    assert latency_change(plain, faster) == statistic_change(plain.samples_ms, faster.samples_ms)
+    rounded = faster.model_copy(update={"rounds_ms": [faster.samples_ms[:15], faster.samples_ms[15:]]})
+    mixed = latency_change(plain, rounded)
+    assert mixed.delta == pytest.approx(statistic_change(plain.samples_ms, faster.samples_ms).delta)
+
+
+def test_slices_share_the_timing_budget_and_quick_mode_keeps_one_round() -> None:
+    measurement = MeasurementConfig(warmup=10, quick_warmup=3, min_iterations=10, rounds=4, round_s=1.5)
+    first, later = measurement.slice_settings(first=True), measurement.slice_settings(first=False)
+    assert (first.warmup, later.warmup) == (10, 3)
+    assert first.min_iterations == 3 and first.min_duration_s == 1.5  # ceil(10 / 4) calls and round_s each
+    assert effective_measurement(measurement, quick=True).rounds == 1
+    assert effective_measurement(measurement, quick=False).rounds == 4
+
+
+def test_each_row_takes_every_place_in_the_order() -> None:
+    rows = ["a", "b", "c", "d"]
+    orders = [rotated(rows, r) for r in range(4)]
+    for row in rows:
+        assert sorted(order.index(row) for order in orders) == [0, 1, 2, 3]
+
+
+def _timed(result: LatencyResult) -> list[float]:
+    return [x for r in result.rounds_ms or [] for x in r]
+
+
+@pytest.mark.slow
+def test_a_groups_served_rows_are_interleaved(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> None:
+    measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "quick_warmup": 1, "threads": 1,
+                   "timeout_s": 300, "rounds": 3, "round_s": 0.2}  # fmt: skip
+    rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}, {"name": "int8-dynamic"}]
+    suite = write_suite(tmp_path / "s.yaml", tiny_model_dir, tiny_squad_dir, compressors=rows, measurement=measurement)
+    result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "interleaved rounds: 3 served row(s), 3 rounds" in result.stdout
+    stored = records(tmp_path / "r")
+    served = [stored[name] for name in ("baseline", "onnx", "openvino")]
+    sessions = {r.interleaving.session for r in served if r.interleaving}
+    assert len(sessions) == 1
+    for record in served:
+        plan = record.interleaving
+        assert plan is not None and plan.held and len(plan.members) == 3
+        assert sorted(plan.positions) == [0, 1, 2]  # a rotating order: each place once in 3 rounds
+        latency = record.latency["forward"]
+        assert latency.rounds_ms is not None and len(latency.rounds_ms) == 3
+        assert latency.samples_ms == _timed(latency) and plan.first_window_ms  # the run's own window kept aside
+        assert "interleaved rounds" in latency.scope and record.phases_s["rounds"] > 0
+        assert record.serving is not None and record.serving.timing_peak
+    assert stored["int8-dynamic"].interleaving is None  # measured in its compressing process
+    assert not list((tmp_path / "r").glob("*/*/.work/*"))  # the saved models kept for the rounds are gone
+    report = bench("report", str(tmp_path / "r"), "-o", str(tmp_path / "rep"))
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "rep" / "README.md").read_text()
+    assert "3 interleaved rounds of 0.2 s per row" in text
+    assert "int8-dynamic: each in its own window" in text.replace("latency of ", "")
+    assert "measured in the compressing process" in text
