@@ -344,3 +344,26 @@ def test_a_local_path_missing_on_a_node_stops_before_any_run(
     assert len(lines) == 1 and f"cannot see {model}" in lines[0] and "(node " in lines[0], done.stderr
     assert not records(tmp_path / "res")
     assert not cluster.processes()
+
+
+def test_a_groups_rounds_run_on_the_node_that_measured_it(
+    two_nodes: LocalCluster, tiny_model_dir: Path, tiny_squad_dir: Path, tmp_path: Path
+) -> None:
+    rows = [{"name": "baseline"}, {"name": "onnx"}]
+    measurement = {"warmup": 1, "min_iterations": 2, "min_duration_s": 0, "threads": 1, "timeout_s": 300,
+                   "rounds": 2, "round_s": 0.1}  # fmt: skip
+    suite = suite_file(tmp_path / "r.yaml", tiny_model_dir, tiny_squad_dir, rows, batch_sizes=[1, 2],
+                       measurement=measurement)  # fmt: skip
+    result = bench(two_nodes.env, suite, "--results-dir", tmp_path / "ray", "--limit", "4", *two_nodes.flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("interleaved rounds of 2 run(s) on") == 2
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records(tmp_path / "ray").values():
+        groups.setdefault(record["spec"]["group"], []).append(record)
+    assert len(groups) == 2
+    for members in groups.values():
+        assert len({r["placement"]["node_id"] for r in members}) == 1  # a group's runs and rounds on one node
+        plans = [r["interleaving"] for r in members]
+        assert all(p is not None for p in plans) and len({p["session"] for p in plans}) == 1
+        assert sorted(plans[0]["members"]) == sorted(r["spec"]["key"] for r in members)
+        assert all(len(r["latency"]["forward"]["rounds_ms"]) == 2 for r in members)
