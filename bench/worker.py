@@ -169,8 +169,11 @@ def _memory(
     eval_batch: int | None,
     serving: Serving | None = None,
 ) -> Memory:
-    """The compressing process's memory; a served run's steady peak is the serving process's."""
+    """The compressing process's memory; a served run's steady peak (and on CUDA, its device memory while
+    timed and scored) is the serving process's."""
     device = gpu.record if gpu is not None and gpu.record.phases else None
+    if device is not None and serving is not None and serving.device_memory is not None:
+        device = device.model_copy(update={"phases": {**device.phases, **serving.device_memory.phases}})
     cuda_alloc = max(p.allocated_peak for p in device.phases.values()) if device else None
     cuda_reserved = max(p.reserved_peak for p in device.phases.values()) if device else None
     steady = [sampler.peaks[p] for p in ("latency", "evaluate") if p in sampler.peaks]
@@ -515,7 +518,7 @@ def scoped(scope: str, device: Device, model: ModelHandle) -> str:
     """The scope of a timing, saying where its inputs were (CUDA runs)."""
     if not device.is_cuda:
         return scope
-    if model.stages_inputs:
+    if model.stages_inputs or isinstance(model, ServedModel):  # a serving process stages them before timing
         return f"{scope}; inputs resident on {device} before timing"
     return f"{scope}; includes copying the inputs from host memory to {device}"
 

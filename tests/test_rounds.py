@@ -85,7 +85,8 @@ def _timed(result: LatencyResult) -> list[float]:
 def test_a_groups_served_rows_are_interleaved(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> None:
     measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "quick_warmup": 1, "threads": 1,
                    "timeout_s": 300, "rounds": 3, "round_s": 0.2}  # fmt: skip
-    rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}, {"name": "int8-dynamic"}]
+    rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"},
+            {"name": "prune-structured", "config": {"heads": 0.25, "ffn": 0.25}}]  # fmt: skip
     suite = write_suite(tmp_path / "s.yaml", tiny_model_dir, tiny_squad_dir, compressors=rows, measurement=measurement)
     result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -103,11 +104,11 @@ def test_a_groups_served_rows_are_interleaved(tmp_path: Path, tiny_model_dir: Pa
         assert latency.samples_ms == _timed(latency) and plan.first_window_ms  # the run's own window kept aside
         assert "interleaved rounds" in latency.scope and record.phases_s["rounds"] > 0
         assert record.serving is not None and record.serving.timing_peak
-    assert stored["int8-dynamic"].interleaving is None  # measured in its compressing process
+    assert stored["prune-structured"].interleaving is None  # measured in its compressing process
     assert not list((tmp_path / "r").glob("*/*/.work/*"))  # the saved models kept for the rounds are gone
     report = bench("report", str(tmp_path / "r"), "-o", str(tmp_path / "rep"))
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "rep" / "README.md").read_text()
     assert "3 interleaved rounds of 0.2 s per row" in text
-    assert "int8-dynamic: each in its own window" in text.replace("latency of ", "")
+    assert "prune-structured: each in its own window" in text.replace("latency of ", "")
     assert "measured in the compressing process" in text

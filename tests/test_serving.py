@@ -44,6 +44,16 @@ for _ in range(32):
 print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")))
 """
 
+REFERENCE_TORCH = """
+import sys, torch, transformers
+torch.set_num_threads(1)
+module = transformers.BertForQuestionAnswering.from_pretrained(sys.argv[1], torch_dtype=torch.float32).eval()
+inputs = {n: torch.ones((1, 32), dtype=torch.int64) for n in ("input_ids", "attention_mask", "token_type_ids")}
+with torch.inference_mode():
+    for _ in range(32):
+        module(**inputs)
+print(next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+"""
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -137,6 +147,40 @@ def test_a_served_pytorch_model_is_the_saved_one(tiny_model_dir: Path, tmp_path:
     server = ServeProcess(recipe, tmp_path, log=None)
     try:
         assert server.loaded.torch_loaded
+        server.time([_arrays()], SETTINGS, SHAPE, "forward")
+        served = server.forward(_arrays())
+        memory = server.finish()
+    finally:
+        server.close()
+    here = model.forward({n: _ones(n) for n in INPUTS})
+    for name in ("start_logits", "end_logits"):
+        np.testing.assert_allclose(served[name], here[name].numpy(), rtol=1e-5, atol=1e-5)
+    bare = int(subprocess.run([sys.executable, "-c", REFERENCE_TORCH, str(tmp_path)], check=True,
+                              capture_output=True, text=True).stdout)  # fmt: skip
+    # as deployed: a process with torch, transformers and the saved model peaks where the served one does
+    assert memory.max_rss is not None and abs(memory.max_rss - bare) <= max(0.10 * bare, 15 * 2**20), (
+        memory.max_rss,
+        bare,
+    )
+
+
+def test_a_torch_dynamic_int8_state_dict_is_served_as_its_layers_rebuilt(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+
+    from bench.runtimes.torch import TorchModel
+
+    fp32 = _tiny(tiny_model_dir)
+    targets = {n: torch.ao.quantization.per_channel_dynamic_qconfig for n, m in fp32.module.named_modules()
+               if isinstance(m, torch.nn.Linear) and n != "qa_outputs"}  # fmt: skip
+    quantized = torch.ao.quantization.quantize_dynamic(fp32.module, targets, dtype=torch.qint8)
+    model = TorchModel(quantized, None, "cpu", save_format="torch")
+    recipe = model.serve_recipe()
+    assert isinstance(recipe, ServeRecipe), recipe
+    assert recipe.options["per_channel"] is True and "qa_outputs" not in str(recipe.options["dynamic_int8"])
+    model.save(tmp_path)
+    server = ServeProcess(recipe, tmp_path, log=None)
+    try:
         served = server.forward(_arrays())
         server.finish()
     finally:
@@ -144,6 +188,11 @@ def test_a_served_pytorch_model_is_the_saved_one(tiny_model_dir: Path, tmp_path:
     here = model.forward({n: _ones(n) for n in INPUTS})
     for name in ("start_logits", "end_logits"):
         np.testing.assert_allclose(served[name], here[name].numpy(), rtol=1e-5, atol=1e-5)
+    state = torch.load(tmp_path / "model.pt", weights_only=False)  # a state dict of other layers fails to load
+    state.pop(next(k for k in state if k.endswith("_packed_params._packed_params")))
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(ServeFailed, match="query._packed_params"):
+        ServeProcess(recipe, tmp_path, log=None)
 
 
 def test_models_from_pretrained_cannot_rebuild_are_measured_where_they_were_compressed(tiny_model_dir: Path) -> None:
@@ -174,19 +223,21 @@ def test_rows_are_served_from_their_saved_files(tmp_path: Path, tiny_model_dir: 
         tiny_squad_dir,
         compressors=[{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}, {"name": "int8-dynamic",
                      "label": "int8-ort", "config": {"backend": "onnxruntime"}}, {"name": "int8-dynamic"},
+                     {"name": "int8-dynamic", "label": "int8-torchao", "config": {"backend": "torchao"}},
                      {"name": "prune-structured", "config": {"heads": 0.25, "ffn": 0.25}}],
     )  # fmt: skip
     result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
     assert result.returncode == 0, result.stdout + result.stderr
     stored = records(tmp_path / "r")
     base = stored["baseline"]
-    for label, why in (("int8-dynamic", "state dict"), ("prune-structured", "from_pretrained cannot rebuild")):
+    for label, why in (("int8-torchao", "state dict"), ("prune-structured", "from_pretrained cannot rebuild")):
         record = stored[label]
         assert record.status == Status.OK, record.error
         assert record.serving is not None and record.serving.where == "compressing process"
         assert why in (record.serving.reason or "") and any("compressing process" in n for n in record.notes)
         assert "latency" in record.memory.phase_peaks
-    rows = (("baseline", "pytorch"), ("onnx", "onnxruntime"), ("openvino", "openvino"), ("int8-ort", "onnxruntime"))
+    rows = (("baseline", "pytorch"), ("onnx", "onnxruntime"), ("openvino", "openvino"), ("int8-ort", "onnxruntime"),
+            ("int8-dynamic", "pytorch"))  # fmt: skip
     for label, runtime in rows:
         record = stored[label]
         assert record.status == Status.OK, record.error
@@ -199,3 +250,41 @@ def test_rows_are_served_from_their_saved_files(tmp_path: Path, tiny_model_dir: 
         assert record.accuracy is not None and record.accuracy.n_examples == base.accuracy.n_examples
     # fp32 runtimes answer as the baseline does: the saved files are the model that was scored
     assert stored["onnx"].agreement.metrics["exact_agreement"].value == 100.0
+
+
+def test_a_cuda_torch_row_is_served_on_its_device(tiny_model_dir: Path) -> None:
+    from bench.runtimes.torch import TorchModel
+
+    module = _tiny(tiny_model_dir).module
+    recipe = TorchModel(module, None, "cuda:0").serve_recipe()  # only read: nothing runs on the device here
+    assert isinstance(recipe, ServeRecipe) and recipe.device == "cuda:0"
+    on_cpu = TorchModel(module, None, "cpu").serve_recipe()
+    assert isinstance(on_cpu, ServeRecipe) and on_cpu.device == "cpu"
+
+
+@pytest.mark.gpu
+def test_a_served_cuda_row_times_staged_inputs_and_reports_its_device_memory(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from bench.runtimes.torch import TorchModel
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+
+    model = TorchModel(_tiny(tiny_model_dir).module, None, "cuda:0")
+    recipe = model.serve_recipe()
+    assert isinstance(recipe, ServeRecipe)
+    model.save(tmp_path)
+    server = ServeProcess(recipe, tmp_path, log=None)
+    try:
+        timing = server.time([_arrays()], SETTINGS, SHAPE, "forward")
+        server.forward(_arrays())
+        served = server.finish()
+    finally:
+        server.close()
+    assert timing.device_samples_ms is not None and len(timing.device_samples_ms) == len(timing.samples_ms)
+    assert served.device_memory is not None and served.device_memory.device == "cuda:0"
+    phases = served.device_memory.phases
+    assert set(phases) == {"latency", "evaluate"} and all(p.allocated_peak > 0 for p in phases.values())

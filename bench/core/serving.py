@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from bench.core.device_memory import DeviceMemory
 from bench.core.settings import JsonScalar
 
 ServeRuntime = Literal["onnxruntime", "openvino", "pytorch"]
@@ -22,6 +23,9 @@ class ServeRecipe(BaseModel):
     file: str
     """Path of the model file inside the saved folder, e.g. `model.onnx` or `model.xml`."""
     threads: int
+    device: str = "cpu"
+    """Where the serving process runs the model (`cuda:0`: the saved model is moved there, and the timed inputs
+    are placed there before timing)."""
     options: dict[str, JsonScalar] = {}
     """Runtime settings: OpenVINO's `precision` and `performance_hint`; PyTorch's transformers
     `architecture` class, weight `dtype` and `attention` implementation."""
@@ -48,6 +52,8 @@ class Serving(BaseModel):
     """Peak resident bytes while scoring accuracy."""
     max_rss: int | None = None
     """The serving process's high-water mark (ru_maxrss), an upper bound of the sampled peaks."""
+    device_memory: DeviceMemory | None = None
+    """CUDA rows: the serving process's GPU memory while timed (`latency`) and while scoring (`evaluate`)."""
     torch_loaded: bool | None = None
     """Whether PyTorch was imported in the serving process (False for ONNX Runtime and OpenVINO rows; a
     PyTorch row's runtime is PyTorch)."""

@@ -33,6 +33,8 @@ SETTLE_S = 0.25
 GUARD_SHARE = 0.5
 """The serving processes are held side by side when their high-water marks add up to at most this share of
 the memory available when the rounds begin."""
+SLICE_GRACE_S = 300.0
+"""Beyond twice a slice's longest duration, how long a slice (its warm-up included) may take."""
 T = TypeVar("T")
 TIMED = "forward"
 """The latency entry a served run times (its only one)."""
@@ -153,7 +155,8 @@ def time_slice(contender: Contender, position: int, first: bool, held: bool) -> 
         server = contender.serve()
         time.sleep(SETTLE_S)
         settings = spec.measurement.slice_settings(first=first or not held)
-        result = server.time(contender.handoff.pool, settings, spec.shape, contender.handoff.scope)
+        timeout = SLICE_GRACE_S + 2 * settings.max_duration_s  # a wedged serving process fails its row
+        result = server.time(contender.handoff.pool, settings, spec.shape, contender.handoff.scope, timeout)
         contender.slices.append(result)
         contender.positions.append(position)
         if not held:

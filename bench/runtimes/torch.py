@@ -102,9 +102,8 @@ class TorchModel(ModelHandle):
         """transformers' `from_pretrained` of the saved safetensors, where it rebuilds this very module."""
         if self.compilation is not None:
             return "torch.compile's kernels have no saved form: the compiled model exists only in this process"
-        if self.device.is_cuda:
-            return "CUDA rows are timed and scored in the compressing process (no device serving yet)"
-        if self.save_format != "safetensors":
+        dynamic = dynamic_int8_layers(self.module) if self.save_format != "safetensors" else None
+        if self.save_format != "safetensors" and not dynamic:
             return "its quantized modules are saved as a PyTorch state dict that only its compressor can rebuild"
         if getattr(self.config, "attention_type", None) == "block_sparse":
             return "BigBird picks its attention pattern per call, which bench reads back from the module it timed"
@@ -117,7 +116,14 @@ class TorchModel(ModelHandle):
             "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "float32",
             "attention": getattr(self.config, "_attn_implementation", None),
         }
-        return ServeRecipe(runtime="pytorch", file="config.json", threads=torch_threads(), options=options)
+        if dynamic:  # rebuilt as a deployment of a torch.ao state dict is: quantize the same layers, then load
+            import torch
+
+            options |= {"dynamic_int8": ",".join(dynamic), "engine": torch.backends.quantized.engine}
+            options["per_channel"] = dynamic_int8_per_channel(self.module)
+        return ServeRecipe(
+            runtime="pytorch", file="config.json", threads=torch_threads(), device=str(self.device), options=options
+        )
 
     def tensors(self) -> Iterator[tuple[str, Any]]:
         from bench.core.census import state_dict_tensors
@@ -142,6 +148,46 @@ def torch_threads() -> int:
     return int(torch.get_num_threads())
 
 
+def dynamic_int8_layers(module: Any) -> list[str] | None:
+    """The names of a module's torch.ao dynamically quantized Linear layers, when they are its only quantized
+    modules (None otherwise: nothing quantized, or kinds a serving process would not rebuild)."""
+    import torch
+
+    dynamic = torch.ao.nn.quantized.dynamic.Linear
+    packed = torch.ao.nn.quantized.modules.linear.LinearPackedParams  # each dynamic layer's weights
+    names = [name for name, sub in module.named_modules() if type(sub) is dynamic]
+    others = [s for s in module.modules() if "quantized" in type(s).__module__ and type(s) not in (dynamic, packed)]
+    weights = [p for p in module.parameters() if not p.is_floating_point()]
+    return names if names and not others and not weights else None
+
+
+def dynamic_int8_per_channel(module: Any) -> bool:
+    """Whether its dynamic int8 layers hold per-channel weight scales."""
+    import torch
+
+    layer = next(sub for sub in module.modules() if type(sub) is torch.ao.nn.quantized.dynamic.Linear)
+    return bool(layer.weight().qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric))
+
+
+def float_shapes(module: Any) -> dict[str, tuple[int, ...]]:
+    """The shape of each tensor of its state dict, with a dynamic int8 Linear's packed weights as the float
+    layer's `weight` and `bias` they quantize."""
+    import torch
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    packed = set()
+    for name, sub in module.named_modules():
+        if type(sub) is torch.ao.nn.quantized.dynamic.Linear:
+            packed.add(name)
+            shapes[f"{name}.weight"] = tuple(sub.weight().shape)
+            if sub.bias() is not None:
+                shapes[f"{name}.bias"] = tuple(sub.bias().shape)
+    for key, tensor in module.state_dict().items():
+        if not any(key.startswith(f"{name}.") for name in packed) and hasattr(tensor, "shape"):
+            shapes[key] = tuple(tensor.shape)
+    return shapes
+
+
 def from_pretrained_problem(module: Any) -> str | None:
     """Why transformers' `from_pretrained` would not rebuild `module` from its saved weights, or None: it
     must be a transformers class, and the model its config describes must hold the same tensors, of the
@@ -160,7 +206,7 @@ def from_pretrained_problem(module: Any) -> str | None:
         with no_init_weights():
             fresh = type(module)(module.config)
     expected = {name: tuple(t.shape) for name, t in fresh.state_dict().items()}
-    actual = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    actual = float_shapes(module)
     if expected != actual:
         changed = sorted(set(expected.items()) ^ set(actual.items()))
         where = changed[0][0] if changed else "?"

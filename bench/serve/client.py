@@ -68,8 +68,10 @@ class ServeProcess:
             raise ServeFailed(f"the serving process answered {type(answer).__name__}, not {expected.__name__}")
         return answer
 
-    def time(self, pool: list[Arrays], settings: LatencySettings, shape: Shape, scope: str) -> LatencyResult:
-        """Time the forward pass in the serving process."""
+    def time(
+        self, pool: list[Arrays], settings: LatencySettings, shape: Shape, scope: str, timeout: float | None = None
+    ) -> LatencyResult:
+        """Time the forward pass in the serving process (waiting at most `timeout` seconds for it)."""
         request = Time(
             pool,
             settings.warmup,
@@ -80,7 +82,7 @@ class ServeProcess:
             shape,
             scope,
         )
-        result: LatencyResult = self._ask(request, None, LatencyResult)
+        result: LatencyResult = self._ask(request, timeout, LatencyResult)
         return result
 
     def forward(self, batch: Arrays) -> Arrays:
@@ -104,6 +106,7 @@ class ServeProcess:
             timing_peak=peaks.timing,
             scoring_peak=peaks.scoring,
             max_rss=peaks.max_rss,
+            device_memory=peaks.device,
             torch_loaded=loaded.torch_loaded,
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.core.serving import ServeRecipe
 from bench.serve.protocol import Arrays
@@ -13,12 +14,31 @@ RUNTIME_MODULES = {"onnxruntime": ("onnxruntime",), "openvino": ("openvino",), "
 """The module each runtime imports (imported before loading, so its footprint is measured apart)."""
 
 
+def _unchanged(feed: Arrays) -> Arrays:
+    return feed
+
+
+def _nothing() -> None:
+    return None
+
+
 class Served:
     """A loaded model: its input and output names (none: it takes every array it is given, and names its
-    outputs as it returns them) and one call."""
+    outputs as it returns them), one scoring call (arrays in, arrays out), and for timing: `stage` (inputs
+    placed where the model runs, before timing), `timed` (one call on staged inputs) and `synchronize` (wait
+    for the device)."""
 
-    def __init__(self, inputs: list[str], outputs: list[str], call: Callable[[Arrays], Arrays]) -> None:
+    def __init__(
+        self,
+        inputs: list[str],
+        outputs: list[str],
+        call: Callable[[Arrays], Arrays],
+        stage: Callable[[Arrays], Any] = _unchanged,
+        timed: Callable[[Any], object] | None = None,
+        synchronize: Callable[[], None] = _nothing,
+    ) -> None:
         self.inputs, self.outputs, self.call = inputs, outputs, call
+        self.stage, self.timed, self.synchronize = stage, timed or call, synchronize
 
 
 def load(recipe: ServeRecipe, folder: Path) -> Served:
@@ -80,16 +100,48 @@ def _pytorch(recipe: ServeRecipe, folder: Path) -> Served:
     if cls is None:
         raise ValueError(f"transformers has no class {architecture}")
     attention = recipe.options.get("attention")
-    module = cls.from_pretrained(
-        folder,
-        torch_dtype=getattr(torch, str(recipe.options["dtype"])),
-        **({"attn_implementation": str(attention)} if attention else {}),
-    ).eval()
+    device = torch.device(recipe.device)
+    kernels = {"attn_implementation": str(attention)} if attention else {}
+    dtype = getattr(torch, str(recipe.options["dtype"]))
+    if recipe.options.get("dynamic_int8"):
+        module = _dynamic_int8(cls, recipe, folder, dtype, kernels)
+    else:
+        module = cls.from_pretrained(folder, torch_dtype=dtype, **kernels)
+    module = module.to(device).eval()
+
+    def stage(feed: Arrays) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(value).to(device) for name, value in feed.items()}
+
+    def timed(staged: dict[str, torch.Tensor]) -> object:
+        with torch.inference_mode():
+            return module(**staged)
 
     def call(feed: Arrays) -> Arrays:
-        with torch.inference_mode():
-            out = module(**{name: torch.from_numpy(value) for name, value in feed.items()})
+        out = timed(stage(feed))
         items = out.items() if hasattr(out, "items") else [("output", out)]
-        return {name: value.float().numpy() for name, value in items if isinstance(value, torch.Tensor)}
+        return {name: value.float().cpu().numpy() for name, value in items if isinstance(value, torch.Tensor)}
 
-    return Served([], [], call)
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return Served([], [], call, stage, timed, synchronize)
+
+
+def _dynamic_int8(cls: Any, recipe: ServeRecipe, folder: Path, dtype: Any, kernels: dict[str, str]) -> Any:
+    """A torch.ao dynamic int8 model from its saved state dict, as a deployment rebuilds one: the architecture
+    from its config, the same Linear layers quantized with the same engine and weight scales, then the saved
+    weights loaded (strictly: a layer quantized differently fails the load)."""
+    import torch
+    import transformers
+
+    torch.backends.quantized.engine = str(recipe.options["engine"])
+    config = transformers.AutoConfig.from_pretrained(folder)
+    module = cls._from_config(config, torch_dtype=dtype, **kernels)
+    ao = torch.ao.quantization
+    qconfig = ao.per_channel_dynamic_qconfig if recipe.options.get("per_channel") else ao.default_dynamic_qconfig
+    layers = str(recipe.options["dynamic_int8"]).split(",")
+    module = ao.quantize_dynamic(module, dict.fromkeys(layers, qconfig), dtype=torch.qint8, inplace=True)
+    state = torch.load(folder / "model.pt", map_location="cpu", weights_only=False)  # written by this run
+    module.load_state_dict(state, strict=True)
+    return module

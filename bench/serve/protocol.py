@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from bench.core.device_memory import DeviceMemory
 from bench.core.serving import ServeRecipe
 from bench.core.shape import Shape
 
@@ -70,6 +71,8 @@ class Peaks:
     timing: int | None
     scoring: int | None
     max_rss: int
+    device: DeviceMemory | None = None
+    """CUDA rows: the GPU memory while timed and while scoring."""
 
 
 @dataclass(frozen=True)

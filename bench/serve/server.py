@@ -9,10 +9,13 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 
+from bench.core.device_memory import DeviceMemory, DevicePhase, TorchCudaMemory
 from bench.core.job import PARENT_VARIABLE
-from bench.core.latency import LatencySettings, measure_latency
+from bench.core.latency import CudaEventTimer, DeviceTimer, LatencySettings, measure_latency
 from bench.measure.contention import CpuContention
 from bench.measure.memory import RssSampler, max_rss_bytes
 from bench.orphan import die_with_parent
@@ -36,6 +39,7 @@ def serve(conn: Connection) -> None:
     load_s = time.perf_counter() - began
     torch_loaded = "torch" in sys.modules
     conn.send(Loaded(model.inputs, model.outputs, rss_start, rss_runtime, sampler.current(), load_s, torch_loaded))
+    gpu = DeviceWatch(request.recipe.device)
     while True:
         request = conn.recv()
         if isinstance(request, Time):
@@ -46,21 +50,64 @@ def serve(conn: Connection) -> None:
                 request.max_iterations,
                 request.max_duration_s,
             )
+            staged = [model.stage(batch) for batch in request.pool]  # placed on the device before timing
             contention = CpuContention.start()
-            with sampler.phase("latency"):
-                result = measure_latency(model.call, request.pool, settings, request.shape, request.scope)
+            with sampler.phase("latency"), gpu.phase("latency"):
+                result = measure_latency(
+                    model.timed, staged, settings, request.shape, request.scope, model.synchronize, gpu.timer()
+                )
+            del staged
             conn.send(result.model_copy(update={"other_cpu_share": round(contention.share(), 4)}))
         elif isinstance(request, Forward):
-            with sampler.phase("evaluate"):
+            with sampler.phase("evaluate"), gpu.phase("evaluate"):
                 outputs = model.call(request.batch)
             conn.send(outputs)
         elif isinstance(request, Finish):
             sampler.stop()
             max_rss = max_rss_bytes()
-            conn.send(Peaks(sampler.peaks.get("latency"), sampler.peaks.get("evaluate"), max_rss))
+            conn.send(Peaks(sampler.peaks.get("latency"), sampler.peaks.get("evaluate"), max_rss, gpu.record()))
             return
         else:
             raise TypeError(f"unknown request {type(request).__name__}")
+
+
+class DeviceWatch:
+    """The serving process's GPU memory per phase on a CUDA device (nothing on a CPU): peaks reset when a
+    phase is first entered and kept across its later entries (every scoring call is one entry)."""
+
+    def __init__(self, device: str) -> None:
+        self.api: TorchCudaMemory | None = None
+        self.memory: DeviceMemory | None = None
+        if device.startswith("cuda"):
+            self.api = TorchCudaMemory(device)
+            self.memory = DeviceMemory(device=device, total_bytes=self.api.total(), source="torch.cuda")
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Attribute the device memory used inside the block to `name`."""
+        if self.api is None or self.memory is None:
+            yield
+            return
+        self.api.reset_peaks()
+        try:
+            yield
+        finally:
+            allocated, reserved = self.api.peaks()
+            before = self.memory.phases.get(name)
+            used = [u for u in (self.api.device_used(), before.device_used if before else None) if u is not None]
+            if before is not None:
+                allocated, reserved = max(allocated, before.allocated_peak), max(reserved, before.reserved_peak)
+            self.memory.phases[name] = DevicePhase(
+                allocated_peak=allocated, reserved_peak=reserved, device_used=max(used) if used else None
+            )
+
+    def timer(self) -> DeviceTimer | None:
+        """CUDA events around each timed call, as the compressing process times a CUDA row."""
+        return CudaEventTimer() if self.api is not None else None
+
+    def record(self) -> DeviceMemory | None:
+        """What it measured (None on a CPU)."""
+        return self.memory
 
 
 def main(argv: list[str] | None = None) -> int:
