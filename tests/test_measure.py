@@ -102,3 +102,18 @@ def test_contention_sees_another_process_burning_cpu() -> None:
     burner.wait()
     time.sleep(0.05)
     assert snapshot.share() > 0.2  # one of at most a few cores kept busy by someone else
+
+
+def test_a_sampler_kept_to_its_phases_stays_asleep_between_them() -> None:
+    import time
+
+    from bench.measure.memory import RssSampler
+
+    sampler = RssSampler(0.001, between_phases=False).start()
+    time.sleep(0.1)
+    idle = sampler.samples
+    with sampler.phase("latency"):
+        time.sleep(0.1)
+    sampler.stop()
+    assert idle == 0  # a held serving process wakes nobody while another row is timed
+    assert sampler.samples > 10 and sampler.peaks["latency"] > 0

@@ -16,8 +16,11 @@ class RssSampler:
     (`ru_maxrss`) is recorded beside it as an upper bound.
     """
 
-    def __init__(self, interval_s: float = 0.01) -> None:
+    def __init__(self, interval_s: float = 0.01, between_phases: bool = True) -> None:
         self.interval_s = interval_s
+        self.between_phases = between_phases
+        """False: the thread sleeps outside phases (an idle serving process beside a timed one stays idle)."""
+        self._in_phase = threading.Event()
         self.peaks: dict[str, int] = {}
         self.samples = 0
         self._process = psutil.Process()
@@ -39,6 +42,8 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
+            if not self.between_phases and not self._in_phase.wait(0.5):
+                continue
             self._record()
 
     def start(self) -> RssSampler:
@@ -56,11 +61,13 @@ class RssSampler:
         """Attribute samples taken inside the block to `name`; samples at both edges too."""
         with self._lock:
             self._phase = name
+        self._in_phase.set()
         self._record()
         try:
             yield
         finally:
             self._record()
+            self._in_phase.clear()
             with self._lock:
                 self._phase = None
 

@@ -106,7 +106,7 @@ def _pytorch(recipe: ServeRecipe, folder: Path) -> Served:
     if recipe.options.get("dynamic_int8"):
         module = _dynamic_int8(cls, recipe, folder, dtype, kernels)
     else:
-        module = cls.from_pretrained(folder, torch_dtype=dtype, **kernels)
+        module = cls.from_pretrained(folder, dtype=dtype, **kernels)
     module = module.to(device).eval()
 
     def stage(feed: Arrays) -> dict[str, torch.Tensor]:
@@ -137,7 +137,7 @@ def _dynamic_int8(cls: Any, recipe: ServeRecipe, folder: Path, dtype: Any, kerne
 
     torch.backends.quantized.engine = str(recipe.options["engine"])
     config = transformers.AutoConfig.from_pretrained(folder)
-    module = cls._from_config(config, torch_dtype=dtype, **kernels)
+    module = cls._from_config(config, dtype=dtype, **kernels)
     ao = torch.ao.quantization
     qconfig = ao.per_channel_dynamic_qconfig if recipe.options.get("per_channel") else ao.default_dynamic_qconfig
     layers = str(recipe.options["dynamic_int8"]).split(",")

@@ -25,7 +25,7 @@ from bench.serve.protocol import Failed, Finish, Forward, Load, Loaded, Peaks, T
 
 def serve(conn: Connection) -> None:
     """Answer the worker's requests until it says Finish (or goes away)."""
-    sampler = RssSampler().start()
+    sampler = RssSampler(between_phases=False).start()  # held idle beside other rows' timing: no wake-ups
     rss_start = sampler.current()
     request = conn.recv()
     if not isinstance(request, Load):
