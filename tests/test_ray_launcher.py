@@ -367,3 +367,4 @@ def test_a_groups_rounds_run_on_the_node_that_measured_it(
         assert all(p is not None for p in plans) and len({p["session"] for p in plans}) == 1
         assert sorted(plans[0]["members"]) == sorted(r["spec"]["key"] for r in members)
         assert all(len(r["latency"]["forward"]["rounds_ms"]) == 2 for r in members)
+        assert all(not p["held"] and len(p["load_s"]) == 2 for p in plans)  # a fresh process each round

@@ -84,7 +84,7 @@ def _timed(result: LatencyResult) -> list[float]:
 @pytest.mark.slow
 def test_a_groups_served_rows_are_interleaved(tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path) -> None:
     measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "quick_warmup": 1, "threads": 1,
-                   "timeout_s": 300, "rounds": 3, "round_s": 0.2}  # fmt: skip
+                   "timeout_s": 300, "rounds": 3, "round_s": 0.2, "fresh_rounds": False}  # fmt: skip
     rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"},
             {"name": "prune-structured", "config": {"heads": 0.25, "ffn": 0.25}}]  # fmt: skip
     suite = write_suite(tmp_path / "s.yaml", tiny_model_dir, tiny_squad_dir, compressors=rows, measurement=measurement)
@@ -97,7 +97,7 @@ def test_a_groups_served_rows_are_interleaved(tmp_path: Path, tiny_model_dir: Pa
     assert len(sessions) == 1
     for record in served:
         plan = record.interleaving
-        assert plan is not None and plan.held and len(plan.members) == 3
+        assert plan is not None and plan.held and len(plan.members) == 3 and len(plan.load_s) == 1
         assert sorted(plan.positions) == [0, 1, 2]  # a rotating order: each place once in 3 rounds
         latency = record.latency["forward"]
         assert latency.rounds_ms is not None and len(latency.rounds_ms) == 3

@@ -191,7 +191,7 @@ def test_a_torch_dynamic_int8_state_dict_is_served_as_its_layers_rebuilt(tiny_mo
     state = torch.load(tmp_path / "model.pt", weights_only=False)  # a state dict of other layers fails to load
     state.pop(next(k for k in state if k.endswith("_packed_params._packed_params")))
     torch.save(state, tmp_path / "model.pt")
-    with pytest.raises(ServeFailed, match="query._packed_params"):
+    with pytest.raises(ServeFailed, match=r"query\._packed_params"):
         ServeProcess(recipe, tmp_path, log=None)
 
 

@@ -263,6 +263,13 @@ class MeasurementConfig(StrictModel):
         "row is timed once in its own window (always so under --quick)",
     )
     round_s: PositiveFloat = Field(default=2.0, description="seconds each row is timed in each round")
+    fresh_rounds: bool = Field(
+        default=True,
+        description="load every row again in a fresh serving process for each round, so that a process's own "
+        "luck (memory placement, kernel and thread choices: measured here at up to 20% for the same PyTorch "
+        "model) varies between rounds and shows in the intervals; false: hold the rows' processes side by side "
+        "when their memory fits",
+    )
     threads: PositiveInt | None = Field(
         default=None, description="torch and onnxruntime intra-op threads; default: physical cores"
     )

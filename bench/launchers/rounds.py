@@ -3,8 +3,10 @@ order that rotates from round to round, so that a drift of the machine reaches e
 `rounds`). Their records then carry each round's samples, and a speed-up between two rows of one
 interleaving is paired by round.
 
-The rows' serving processes stay loaded side by side when the memory guard allows it; otherwise each is
-loaded again for each of its slices (the load is never timed). Runs in the launcher's process, which imports
+By default each row is loaded again in a fresh serving process for each round (the load is never timed):
+a process's own luck (memory placement, kernel and thread choices) then varies between rounds, and the
+intervals hold it. With `fresh_rounds: false`, the rows' processes stay loaded side by side when the memory
+guard allows it. Runs in the launcher's process, which imports
 no PyTorch: each serving process has its runtime alone, as in the run itself.
 """
 
@@ -118,6 +120,8 @@ def interleave(records: list[RunRecord], folder: Path, say: Callable[[str], None
             return records
         measurement = contenders[0].record.spec.measurement
         held, guard = memory_guard(contenders)
+        if measurement.fresh_rounds:
+            held, guard = False, "loaded again in a fresh process for each round (measurement.fresh_rounds)"
         say(
             f"interleaved rounds: {len(contenders)} served row(s), {measurement.rounds} rounds of "
             f"{measurement.round_s:g} s each; {guard.split(':')[0]}"

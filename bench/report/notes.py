@@ -105,7 +105,7 @@ def rounds_note(members: list[RunRecord]) -> str | None:
     for rows in sessions.values():
         first = rows[0].interleaving
         assert first is not None
-        kept = "held side by side" if first.held else "each loaded again for its slices"
+        kept = "their processes held side by side" if first.held else "each row in a fresh process per round"
         names = ", ".join(r.spec.compressor.display_name for r in rows)
         lines.append(
             f"latency of {names}: {first.rounds} interleaved rounds of {first.slice_s:g} s per row in a rotating "
