@@ -119,9 +119,10 @@ def interleave(records: list[RunRecord], folder: Path, say: Callable[[str], None
         if not contenders:
             return records
         measurement = contenders[0].record.spec.measurement
-        held, guard = memory_guard(contenders)
-        if measurement.fresh_rounds:
+        if measurement.fresh_rounds:  # no process is held, so there is no memory to guard
             held, guard = False, "loaded again in a fresh process for each round (measurement.fresh_rounds)"
+        else:
+            held, guard = memory_guard(contenders)
         say(
             f"interleaved rounds: {len(contenders)} served row(s), {measurement.rounds} rounds of "
             f"{measurement.round_s:g} s each; {guard.split(':')[0]}"
