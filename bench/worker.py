@@ -179,7 +179,7 @@ def _memory(
     steady = [sampler.peaks[p] for p in ("latency", "evaluate") if p in sampler.peaks]
     scored = "evaluate" in sampler.peaks
     if serving is not None and serving.where == "fresh process":
-        steady = [peak for peak in (serving.timing_peak, serving.scoring_peak) if peak]
+        steady = serving.steady_peaks()
         scored = serving.scoring_peak is not None
     return Memory(
         interval_ms=sampler.interval_s * 1000,

@@ -58,6 +58,10 @@ class Serving(BaseModel):
     """Whether PyTorch was imported in the serving process (False for ONNX Runtime and OpenVINO rows; a
     PyTorch row's runtime is PyTorch)."""
 
+    def steady_peaks(self) -> list[int]:
+        """The serving process's peaks while timed and while scoring (those it measured)."""
+        return [peak for peak in (self.timing_peak, self.scoring_peak) if peak]
+
 
 class Interleaving(BaseModel):
     """How a served row was timed again in interleaved rounds with the other served rows of its group: each

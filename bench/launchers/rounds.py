@@ -233,7 +233,7 @@ def finish(contender: Contender, everyone: list[Contender], decision: Decision, 
         )
     record.serving = with_timing_peak(record.serving, contender.timing_peak)
     if record.memory is not None and record.serving is not None:
-        peaks = [p for p in (record.serving.timing_peak, record.serving.scoring_peak) if p]
+        peaks = record.serving.steady_peaks()
         record.memory.steady_peak = max(peaks) if peaks else record.memory.steady_peak
     save_record(record, folder)
     return record
