@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,16 @@ from bench.validate import resolve
 from .conftest import REPO, write_suite
 
 
+def closed_address() -> str:
+    """A loopback address where nothing listens (Ray alone would retry it without end)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+CLOSED = closed_address()
+
+
 def bench(*args: str | Path) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "bench", *map(str, args)]
     return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -47,6 +58,7 @@ def test_launchers_are_registered_plugins() -> None:
         (["--launcher", "ray", "--max-parallel", "0"], "--max-parallel must be a positive number, got 0"),
         (["--launcher", "ray", "--gpu-runs-per-node", "0"], "--gpu-runs-per-node must be a positive number"),
         (["--address", "auto"], "need a cluster launcher (--launcher ray)"),
+        (["--launcher", "ray", "--address", CLOSED], f"cannot connect to the Ray cluster at {CLOSED}: nothing answers"),
     ],
 )
 def test_bad_launcher_options_are_one_line_and_exit_2(tiny_suite: Path, flags: list[str], message: str) -> None:

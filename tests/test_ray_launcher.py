@@ -7,6 +7,7 @@ every node is on this machine, so no traffic leaves it. The driver (`bench run`)
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 import psutil
 import pytest
 
+from bench.launchers.ray_cluster import local_cluster_file
 from tests.conftest import build_tiny_bert, install_plugin, write_suite
 
 pytest.importorskip("ray")
@@ -99,11 +101,21 @@ class LocalCluster:
         psutil.wait_procs(victims, timeout=10)
 
     def stop(self) -> None:
-        subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
-        left = self.processes()
+        """Stop this cluster's processes only (`ray stop` would stop every Ray cluster on the machine,
+        including another test's), and the address file its head left when it is still this cluster's."""
+        mine = self.processes()
+        for proc in mine:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        _, left = psutil.wait_procs(mine, timeout=15)
         for proc in left:
-            proc.kill()
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
         psutil.wait_procs(left, timeout=10)
+        started = local_cluster_file()
+        with contextlib.suppress(OSError):
+            if started.read_text().strip().endswith(f":{self.port}"):
+                started.unlink()
 
 
 def ray_node_of(proc: psutil.Process) -> str | None:
@@ -227,6 +239,30 @@ def test_a_suite_on_two_nodes_stores_what_a_local_run_stores(
     assert records(tmp_path / "ray") == there
 
 
+def test_a_groups_rounds_run_on_the_node_that_measured_it(
+    two_nodes: LocalCluster, tiny_model_dir: Path, tiny_squad_dir: Path, tmp_path: Path
+) -> None:
+    rows = [{"name": "baseline"}, {"name": "onnx"}]
+    measurement = {"warmup": 1, "min_iterations": 2, "min_duration_s": 0, "threads": 1, "timeout_s": 300,
+                   "rounds": 2, "round_s": 0.1}  # fmt: skip
+    suite = suite_file(tmp_path / "r.yaml", tiny_model_dir, tiny_squad_dir, rows, batch_sizes=[1, 2],
+                       measurement=measurement)  # fmt: skip
+    result = bench(two_nodes.env, suite, "--results-dir", tmp_path / "ray", "--limit", "4", *two_nodes.flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("interleaved rounds of 2 run(s) on") == 2
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records(tmp_path / "ray").values():
+        groups.setdefault(record["spec"]["group"], []).append(record)
+    assert len(groups) == 2
+    for members in groups.values():
+        assert len({r["placement"]["node_id"] for r in members}) == 1  # a group's runs and rounds on one node
+        plans = [r["interleaving"] for r in members]
+        assert all(p is not None for p in plans) and len({p["session"] for p in plans}) == 1
+        assert sorted(plans[0]["members"]) == sorted(r["spec"]["key"] for r in members)
+        assert all(len(r["latency"]["forward"]["rounds_ms"]) == 2 for r in members)
+        assert all(not p["held"] and len(p["load_s"]) == 2 for p in plans)  # a fresh process each round
+
+
 def hanging_suite(tmp_path: Path, model: Path, data: Path, marker: Path) -> Path:
     rows = [
         {"name": "baseline"},
@@ -344,27 +380,3 @@ def test_a_local_path_missing_on_a_node_stops_before_any_run(
     assert len(lines) == 1 and f"cannot see {model}" in lines[0] and "(node " in lines[0], done.stderr
     assert not records(tmp_path / "res")
     assert not cluster.processes()
-
-
-def test_a_groups_rounds_run_on_the_node_that_measured_it(
-    two_nodes: LocalCluster, tiny_model_dir: Path, tiny_squad_dir: Path, tmp_path: Path
-) -> None:
-    rows = [{"name": "baseline"}, {"name": "onnx"}]
-    measurement = {"warmup": 1, "min_iterations": 2, "min_duration_s": 0, "threads": 1, "timeout_s": 300,
-                   "rounds": 2, "round_s": 0.1}  # fmt: skip
-    suite = suite_file(tmp_path / "r.yaml", tiny_model_dir, tiny_squad_dir, rows, batch_sizes=[1, 2],
-                       measurement=measurement)  # fmt: skip
-    result = bench(two_nodes.env, suite, "--results-dir", tmp_path / "ray", "--limit", "4", *two_nodes.flags)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("interleaved rounds of 2 run(s) on") == 2
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for record in records(tmp_path / "ray").values():
-        groups.setdefault(record["spec"]["group"], []).append(record)
-    assert len(groups) == 2
-    for members in groups.values():
-        assert len({r["placement"]["node_id"] for r in members}) == 1  # a group's runs and rounds on one node
-        plans = [r["interleaving"] for r in members]
-        assert all(p is not None for p in plans) and len({p["session"] for p in plans}) == 1
-        assert sorted(plans[0]["members"]) == sorted(r["spec"]["key"] for r in members)
-        assert all(len(r["latency"]["forward"]["rounds_ms"]) == 2 for r in members)
-        assert all(not p["held"] and len(p["load_s"]) == 2 for p in plans)  # a fresh process each round

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from bench.core.latency import LatencyResult, latency_result
@@ -112,3 +113,24 @@ def test_a_groups_served_rows_are_interleaved(tmp_path: Path, tiny_model_dir: Pa
     assert "3 interleaved rounds of 0.2 s per row" in text
     assert "prune-structured: each in its own window" in text.replace("latency of ", "")
     assert "measured in the compressing process" in text
+
+
+@pytest.mark.slow
+def test_fresh_rounds_fork_each_rows_process_from_a_preloaded_parent(
+    tmp_path: Path, tiny_model_dir: Path, tiny_squad_dir: Path
+) -> None:
+    measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "quick_warmup": 1, "threads": 1,
+                   "timeout_s": 300, "rounds": 2, "round_s": 0.2}  # fmt: skip
+    rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}]
+    suite = write_suite(tmp_path / "s.yaml", tiny_model_dir, tiny_squad_dir, compressors=rows, measurement=measurement)
+    result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    stored = records(tmp_path / "r")
+    for record in stored.values():
+        plan = record.interleaving
+        assert plan is not None and not plan.held and len(plan.load_s) == 2  # loaded again for each round
+        assert len(record.latency["forward"].rounds_ms or []) == 2
+    zygotes = sorted(p.name for p in (tmp_path / "r").glob("*/*/.logs/rounds-zygote-*.log"))
+    assert zygotes == ["rounds-zygote-onnxruntime.log", "rounds-zygote-pytorch.log"]  # OpenVINO rows start afresh
+    left = [p for p in psutil.process_iter(["cmdline"]) if "bench.serve.zygote" in " ".join(p.info["cmdline"] or [])]
+    assert not left

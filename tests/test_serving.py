@@ -14,7 +14,8 @@ from bench.core.latency import LatencySettings
 from bench.core.records import Status
 from bench.core.serving import ServeRecipe
 from bench.core.shape import Shape
-from bench.serve.client import ServeFailed, ServeProcess
+from bench.serve.client import ServeFailed, ServeProcess, Zygote
+from bench.serve.zygote import FORKABLE
 
 from .conftest import write_suite
 from .test_cli import bench
@@ -193,6 +194,65 @@ def test_a_torch_dynamic_int8_state_dict_is_served_as_its_layers_rebuilt(tiny_mo
     torch.save(state, tmp_path / "model.pt")
     with pytest.raises(ServeFailed, match=r"query\._packed_params"):
         ServeProcess(recipe, tmp_path, log=None)
+
+
+@pytest.mark.parametrize("runtime", sorted(FORKABLE))
+def test_a_zygote_forks_serving_processes_that_answer_as_a_started_one(
+    runtime: str, request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import psutil
+
+    if runtime == "pytorch":
+        model = _tiny(tiny_model_dir)
+        model.save(tmp_path)
+        recipe, folder = model.serve_recipe(), tmp_path
+    else:
+        saved: Path = request.getfixturevalue("onnx_file")
+        recipe, folder = ServeRecipe(runtime="onnxruntime", file=saved.name, threads=1), saved.parent
+    assert isinstance(recipe, ServeRecipe)
+
+    def answers(server: ServeProcess) -> tuple[dict[str, Any], Any]:
+        try:
+            server.time([_arrays()], SETTINGS, SHAPE, "forward")
+            return server.forward(_arrays()), server.finish()
+        finally:
+            server.close()
+
+    started, _ = answers(ServeProcess(recipe, folder, log=None))
+    zygote = Zygote(runtime, log=None)
+    try:
+        children = [ServeProcess(recipe, folder, log=None, zygote=zygote) for _ in range(2)]
+        parent = psutil.Process(zygote.process.pid)
+        assert {psutil.Process(c.process.pid).ppid() for c in children} == {parent.pid}  # type: ignore[attr-defined]
+        assert parent.num_threads() <= bare_import_threads(runtime) + 1  # and its parent watchdog: no model's pool
+        for child in children:
+            forked, serving = answers(child)
+            assert serving.torch_loaded == (runtime == "pytorch") and serving.timing_peak
+            for name in started:
+                np.testing.assert_allclose(forked[name], started[name], rtol=1e-5, atol=1e-5)
+            assert child.process.poll() is not None  # each child ends after its Finish
+    finally:
+        zygote.close()
+    assert zygote.process.returncode == 0
+
+
+def bare_import_threads(runtime: str) -> int:
+    """The threads of a process that has imported the runtime's modules and done nothing else."""
+    from bench.serve.loaders import RUNTIME_MODULES
+
+    code = f"import os, {', '.join(RUNTIME_MODULES[runtime])}; print(len(os.listdir('/proc/self/task')))"
+    return int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+
+
+def test_a_zygote_that_cannot_fork_is_one_line(tmp_path: Path) -> None:
+    zygote = Zygote("onnxruntime", log=None)
+    zygote.process.kill()
+    zygote.process.wait()
+    recipe = ServeRecipe(runtime="onnxruntime", file="model.onnx", threads=1)
+    with pytest.raises(ServeFailed, match="zygote"):
+        ServeProcess(recipe, tmp_path, log=None, zygote=zygote)
+    zygote.close()
 
 
 def test_models_from_pretrained_cannot_rebuild_are_measured_where_they_were_compressed(tiny_model_dir: Path) -> None:

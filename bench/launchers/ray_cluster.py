@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,9 @@ POLL_S = 0.5
 NODE_CHECK_S = 5.0
 CANCEL_GRACE_S = 30.0
 PROBE_TIMEOUT_S = 120.0
+REACH_TIMEOUT_S = 5.0
+"""How long the driver waits for a TCP connection to the cluster's address before saying it is unreachable
+(Ray itself retries an unreachable cluster without end)."""
 SETUP_HINT = f"""start every node that may measure with `ray start ... --resources='{{"{SLOT}": 1}}'`"""
 
 
@@ -65,8 +69,14 @@ def connected(address: str | None, console: Console) -> Iterator[Any]:
     slot. Disconnected on exit."""
     target = address or os.environ.get("RAY_ADDRESS")
     if not target and local_cluster_file().is_file():
-        target = "auto"
-        console.print("  [dim]ray: connecting to the Ray cluster started on this machine (--address auto)[/dim]")
+        started = local_cluster_file().read_text().strip()
+        if unreachable(started) is None:
+            target = "auto"
+            console.print("  [dim]ray: connecting to the Ray cluster started on this machine (--address auto)[/dim]")
+        else:
+            console.print(f"  [dim]ray: the Ray cluster started on this machine ({started}) is gone[/dim]")
+    if target and (why := unreachable(target)) is not None:
+        raise BenchError(f"cannot connect to the Ray cluster at {target}: {why}")
     if not target:
         os.environ.setdefault(LOOPBACK_ONLY, "0")
     ray = import_ray()
@@ -84,6 +94,19 @@ def connected(address: str | None, console: Console) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def unreachable(address: str) -> str | None:
+    """Why nothing answers at a cluster address ("host:port" or "ray://host:port"), or None when a TCP
+    connection opens (or the address names no port to try, such as "auto")."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"nothing answers there ({exc.strerror or type(exc).__name__})"
 
 
 def slot_nodes(ray: Any) -> list[dict[str, Any]]:

@@ -5,7 +5,8 @@ interleaving is paired by round.
 
 By default each row is loaded again in a fresh serving process for each round (the load is never timed):
 a process's own luck (memory placement, kernel and thread choices) then varies between rounds, and the
-intervals hold it. With `fresh_rounds: false`, the rows' processes stay loaded side by side when the memory
+intervals hold it. PyTorch and ONNX Runtime rows are forked for that from a parent that has imported their
+runtime once (bench.serve.zygote), so a round's load is the model's, not the imports'. With `fresh_rounds: false`, the rows' processes stay loaded side by side when the memory
 guard allows it. Runs in the launcher's process, which imports
 no PyTorch: each serving process has its runtime alone, as in the run itself.
 """
@@ -24,11 +25,12 @@ import psutil
 
 from bench.core.latency import LatencyResult
 from bench.core.records import RunRecord, Status, save_record
-from bench.core.serving import Interleaving, Serving
+from bench.core.serving import Interleaving, ServeRecipe, Serving
 from bench.core.stats import summarize
 from bench.measure.contention import BUSY_THRESHOLD
-from bench.serve.client import ServeFailed, ServeProcess
+from bench.serve.client import ServeFailed, ServeProcess, Zygote
 from bench.serve.handoff import Handoff, pick_up
+from bench.serve.zygote import FORKABLE
 
 SETTLE_S = 0.25
 """Pause before each slice, so that the previous row's runtime threads have stopped spinning."""
@@ -61,11 +63,12 @@ class Contender:
     def key(self) -> str:
         return self.record.spec.key
 
-    def serve(self) -> ServeProcess:
+    def serve(self, zygotes: Zygotes) -> ServeProcess:
         """Its serving process, loaded now when it is not held (the load is not timed)."""
         if self.server is None:
             began = time.perf_counter()
-            self.server = ServeProcess(self.handoff.recipe, self.handoff.saved, self.log)
+            zygote = zygotes.get(self.handoff.recipe)
+            self.server = ServeProcess(self.handoff.recipe, self.handoff.saved, self.log, zygote)
             self.loads.append(round(time.perf_counter() - began, 4))
         return self.server
 
@@ -85,6 +88,27 @@ class Contender:
             self.timing_peak = max(self.timing_peak, serving.timing_peak or 0)
         finally:
             server.close()
+
+
+class Zygotes:
+    """One preloaded parent per runtime, started when a row of it is first loaded, which forks that row's
+    fresh process for each round (bench.serve.zygote): PyTorch rows then import torch and transformers
+    once per interleaving, not once per round. Rows held side by side load once and need none."""
+
+    def __init__(self, folder: Path, stack: contextlib.ExitStack, enabled: bool) -> None:
+        self.folder, self.stack, self.enabled = folder, stack, enabled
+        self.started: dict[str, Zygote] = {}
+
+    def get(self, recipe: ServeRecipe) -> Zygote | None:
+        """The zygote for a CPU row of a runtime that forks safely (None otherwise)."""
+        if not self.enabled or recipe.device != "cpu" or recipe.runtime not in FORKABLE:
+            return None
+        if recipe.runtime not in self.started:
+            log = self.stack.enter_context((self.folder / ".logs" / f"rounds-zygote-{recipe.runtime}.log").open("ab"))
+            zygote = Zygote(recipe.runtime, log)
+            self.stack.callback(zygote.close)
+            self.started[recipe.runtime] = zygote
+        return self.started[recipe.runtime]
 
 
 def memory_guard(contenders: list[Contender]) -> tuple[bool, str]:
@@ -127,12 +151,13 @@ def interleave(records: list[RunRecord], folder: Path, say: Callable[[str], None
             f"interleaved rounds: {len(contenders)} served row(s), {measurement.rounds} rounds of "
             f"{measurement.round_s:g} s each; {guard.split(':')[0]}"
         )
+        zygotes = Zygotes(folder, stack, enabled=not held)
         for contender in contenders:  # whatever happens in the rounds, no serving process is left behind
             stack.callback(contender.close)
         for round_index in range(measurement.rounds):
             for position, contender in enumerate(rotated(contenders, round_index)):
                 if contender.failure is None:
-                    time_slice(contender, position, round_index == 0, held)
+                    time_slice(contender, zygotes, position, round_index == 0, held)
         session = uuid.uuid4().hex[:12]
         finished = {c.key: finish(c, contenders, Decision(session, held, guard), folder) for c in contenders}
     return [finished.get(r.spec.key, r) for r in records]
@@ -151,13 +176,13 @@ def gather(records: list[RunRecord], folder: Path, stack: contextlib.ExitStack) 
         yield Contender(record, handoff, stack.enter_context(log_path.open("ab")))
 
 
-def time_slice(contender: Contender, position: int, first: bool, held: bool) -> None:
+def time_slice(contender: Contender, zygotes: Zygotes, position: int, first: bool, held: bool) -> None:
     """Time one row's slice of a round (loading it first when it is not held); a failure drops the row from
     the rounds, keeping what its run measured."""
     spec = contender.record.spec
     began = time.perf_counter()
     try:
-        server = contender.serve()
+        server = contender.serve(zygotes)
         time.sleep(SETTLE_S)
         settings = spec.measurement.slice_settings(first=first or not held)
         timeout = SLICE_GRACE_S + 2 * settings.max_duration_s  # a wedged serving process fails its row

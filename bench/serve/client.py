@@ -4,6 +4,7 @@ timed)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -11,9 +12,10 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
+import psutil
 
 from bench.core.errors import BenchError
 from bench.core.job import PARENT_VARIABLE
@@ -22,29 +24,130 @@ from bench.core.model import Batch, ExecutedPrecision, ModelHandle
 from bench.core.serving import ServeRecipe, Serving
 from bench.core.shape import Shape
 from bench.serve.protocol import Arrays, Failed, Finish, Forward, Load, Loaded, Peaks, Time
+from bench.serve.zygote import PID_BYTES
 
 LOAD_TIMEOUT_S = 600.0
 """How long loading the saved model may take before the serve phase fails."""
+FORK_TIMEOUT_S = 60.0
+"""How long a zygote may take to answer a fork."""
 
 
 class ServeFailed(BenchError):
     """The saved model could not be loaded or run in a fresh process."""
 
 
-class ServeProcess:
-    """A running serving process and the socket to it."""
+class Child(Protocol):
+    """A serving process as its client handles it: a started one (subprocess.Popen) or a forked one."""
 
-    def __init__(self, recipe: ServeRecipe, folder: Path, log: IO[bytes] | None) -> None:
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
+class ForkedChild:
+    """A serving process forked by a zygote: not this process's child, so its exit status is unknown."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self.process: psutil.Process | None = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            self.process = None  # it has already ended
+
+    def poll(self) -> int | None:
+        """None while it runs, else -1 (ended, status unknown)."""
+        try:
+            running = self.process is not None and self.process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            running = False
+        return None if running else -1
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.process is None:
+            return None
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.process.wait(timeout)
+        return None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                self.process.kill()
+
+
+class Zygote:
+    """A preloaded parent for one runtime's CPU serving processes (bench.serve.zygote): each `fork` gives a
+    fresh serving process that has not imported the runtime itself."""
+
+    def __init__(self, runtime: str, log: IO[bytes] | None) -> None:
+        self.runtime = runtime
         mine, theirs = socket.socketpair()
-        env = {**os.environ, PARENT_VARIABLE: str(os.getpid())}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.serve.server", str(theirs.fileno())],
+            [sys.executable, "-m", "bench.serve.zygote", str(theirs.fileno()), runtime],
             pass_fds=(theirs.fileno(),),
             stdout=log,
             stderr=log,
-            env=env,
+            env={**os.environ, PARENT_VARIABLE: str(os.getpid())},
+            start_new_session=True,  # its children end with it, never the launcher's group
         )
         theirs.close()
+        self.conn = mine
+
+    def fork(self, serving: socket.socket, log: IO[bytes] | None) -> ForkedChild:
+        """A new serving process on `serving` (the child's end of a socket pair), writing to `log`."""
+        output = log.fileno() if log is not None else os.open(os.devnull, os.O_WRONLY)
+        try:
+            socket.send_fds(self.conn, [b"f"], [serving.fileno(), output])
+            self.conn.settimeout(FORK_TIMEOUT_S)
+            answer = b""
+            while len(answer) < PID_BYTES:
+                part = self.conn.recv(PID_BYTES - len(answer))
+                if not part:
+                    break
+                answer += part
+        except OSError as exc:
+            raise ServeFailed(f"the {self.runtime} zygote failed to fork a serving process: {exc}") from None
+        finally:
+            if log is None:
+                os.close(output)
+        if len(answer) < PID_BYTES:
+            code = self.process.wait(timeout=30)
+            raise ServeFailed(f"the {self.runtime} zygote exited (status {code}) before forking a serving process")
+        return ForkedChild(int.from_bytes(answer, "little"))
+
+    def close(self) -> None:
+        """End it (it ends when its socket closes); its children have ended before."""
+        self.conn.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+
+class ServeProcess:
+    """A running serving process and the socket to it (forked by `zygote` when given, else started)."""
+
+    def __init__(self, recipe: ServeRecipe, folder: Path, log: IO[bytes] | None, zygote: Zygote | None = None) -> None:
+        mine, theirs = socket.socketpair()
+        self.process: Child
+        if zygote is not None:
+            try:
+                self.process = zygote.fork(theirs, log)
+            finally:
+                theirs.close()
+        else:
+            env = {**os.environ, PARENT_VARIABLE: str(os.getpid())}
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bench.serve.server", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+            theirs.close()
         self.conn = Connection(mine.detach())
         self.recipe = recipe
         try:
@@ -61,7 +164,8 @@ class ServeProcess:
             answer = self.conn.recv()
         except (EOFError, OSError) as exc:
             code = self.process.wait(timeout=5)
-            raise ServeFailed(f"the serving process exited (status {code}) before answering: {exc}") from None
+            status = "unknown" if code is None else code
+            raise ServeFailed(f"the serving process exited (status {status}) before answering: {exc}") from None
         if isinstance(answer, Failed):
             raise ServeFailed(f"the saved model failed in a fresh {self.recipe.runtime} process: {answer.message}")
         if not isinstance(answer, expected):

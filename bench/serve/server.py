@@ -118,12 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parent = os.environ.get(PARENT_VARIABLE)
     die_with_parent(int(parent) if parent and parent.isdigit() else None)
-    conn = Connection(int(args[0]))
+    return run(Connection(int(args[0])))
+
+
+def run(conn: Connection) -> int:
+    """Serve on `conn`; the exit status (every failure goes back to the worker as one message)."""
     try:
         serve(conn)
     except EOFError:
         return 1  # the worker went away
-    except BaseException as exc:  # every failure goes back to the worker as one message
+    except BaseException as exc:
         conn.send(Failed(f"{type(exc).__name__}: {exc}", traceback.format_exc()[-4000:]))
         return 1
     return 0
