@@ -103,15 +103,21 @@ class LocalCluster:
     def stop(self) -> None:
         """Stop this cluster's processes only (`ray stop` would stop every Ray cluster on the machine,
         including another test's), and the address file its head left when it is still this cluster's."""
-        mine = self.processes()
-        for proc in mine:
-            with contextlib.suppress(psutil.Error):
-                proc.terminate()
-        _, left = psutil.wait_procs(mine, timeout=15)
-        for proc in left:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        psutil.wait_procs(left, timeout=10)
+        for _ in range(3):  # again, for any process started while the others were stopping
+            mine = self.processes()
+            for proc in list(mine):  # and what they started (a head's agents do not inherit the marker)
+                with contextlib.suppress(psutil.Error):
+                    mine += [child for child in proc.children(recursive=True) if child not in mine]
+            if not mine:
+                break
+            for proc in mine:
+                with contextlib.suppress(psutil.Error):
+                    proc.terminate()
+            _, left = psutil.wait_procs(mine, timeout=15)
+            for proc in left:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(left, timeout=10)
         started = local_cluster_file()
         with contextlib.suppress(OSError):
             if started.read_text().strip().endswith(f":{self.port}"):
