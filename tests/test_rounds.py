@@ -3,6 +3,7 @@ rounds, then samples, paired by round when two rows shared them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -132,5 +133,7 @@ def test_fresh_rounds_fork_each_rows_process_from_a_preloaded_parent(
         assert len(record.latency["forward"].rounds_ms or []) == 2
     zygotes = sorted(p.name for p in (tmp_path / "r").glob("*/*/.logs/rounds-zygote-*.log"))
     assert zygotes == ["rounds-zygote-onnxruntime.log", "rounds-zygote-pytorch.log"]  # OpenVINO rows start afresh
+    for log in (tmp_path / "r").glob("*/*/.logs/rounds-zygote-*.log"):  # a new parent for each round
+        assert len(set(re.findall(r"^zygote (\d+):", log.read_text(), re.MULTILINE))) == 2, log.read_text()
     left = [p for p in psutil.process_iter(["cmdline"]) if "bench.serve.zygote" in " ".join(p.info["cmdline"] or [])]
     assert not left

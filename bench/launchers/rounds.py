@@ -5,10 +5,11 @@ interleaving is paired by round.
 
 By default each row is loaded again in a fresh serving process for each round (the load is never timed):
 a process's own luck (memory placement, kernel and thread choices) then varies between rounds, and the
-intervals hold it. PyTorch and ONNX Runtime rows are forked for that from a parent that has imported their
-runtime once (bench.serve.zygote), so a round's load is the model's, not the imports'. With `fresh_rounds: false`, the rows' processes stay loaded side by side when the memory
-guard allows it. Runs in the launcher's process, which imports
-no PyTorch: each serving process has its runtime alone, as in the run itself.
+intervals hold it. PyTorch and ONNX Runtime rows are forked for that from a parent that imported their
+runtime once for the round (bench.serve.zygote), so a row's load is the model's, not the imports'. With
+`fresh_rounds: false`, the rows' processes stay loaded side by side when the memory guard allows it. Runs in
+the launcher's process, which imports no PyTorch: each serving process has its runtime alone, as in the run
+itself.
 """
 
 from __future__ import annotations
@@ -91,13 +92,24 @@ class Contender:
 
 
 class Zygotes:
-    """One preloaded parent per runtime, started when a row of it is first loaded, which forks that row's
-    fresh process for each round (bench.serve.zygote): PyTorch rows then import torch and transformers
-    once per interleaving, not once per round. Rows held side by side load once and need none."""
+    """One preloaded parent per runtime for one round, started when a row of it is first loaded, which forks
+    that row's fresh process (bench.serve.zygote): PyTorch rows then import torch and transformers once per
+    round, not once per row. A new parent each round, because a fork keeps its parent's address-space
+    layout (no new ASLR draw) and heap: children of one parent for every round ran the fp32 baseline at
+    ~80 ms in one run and ~120 ms in the next, each run's rounds agreeing with each other, which froze a
+    process's luck out of the interval as held processes do. Rows held side by side load once and need
+    none."""
 
-    def __init__(self, folder: Path, stack: contextlib.ExitStack, enabled: bool) -> None:
-        self.folder, self.stack, self.enabled = folder, stack, enabled
+    def __init__(self, folder: Path, enabled: bool) -> None:
+        self.folder, self.enabled = folder, enabled
+        self.stack = contextlib.ExitStack()
         self.started: dict[str, Zygote] = {}
+
+    def __enter__(self) -> Zygotes:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stack.close()
 
     def get(self, recipe: ServeRecipe) -> Zygote | None:
         """The zygote for a CPU row of a runtime that forks safely (None otherwise)."""
@@ -151,13 +163,13 @@ def interleave(records: list[RunRecord], folder: Path, say: Callable[[str], None
             f"interleaved rounds: {len(contenders)} served row(s), {measurement.rounds} rounds of "
             f"{measurement.round_s:g} s each; {guard.split(':')[0]}"
         )
-        zygotes = Zygotes(folder, stack, enabled=not held)
         for contender in contenders:  # whatever happens in the rounds, no serving process is left behind
             stack.callback(contender.close)
         for round_index in range(measurement.rounds):
-            for position, contender in enumerate(rotated(contenders, round_index)):
-                if contender.failure is None:
-                    time_slice(contender, zygotes, position, round_index == 0, held)
+            with Zygotes(folder, enabled=not held) as zygotes:
+                for position, contender in enumerate(rotated(contenders, round_index)):
+                    if contender.failure is None:
+                        time_slice(contender, zygotes, position, round_index == 0, held)
         session = uuid.uuid4().hex[:12]
         finished = {c.key: finish(c, contenders, Decision(session, held, guard), folder) for c in contenders}
     return [finished.get(r.spec.key, r) for r in records]

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from multiprocessing.connection import Connection
 
 from bench.core.job import PARENT_VARIABLE
@@ -72,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parent = os.environ.get(PARENT_VARIABLE)
     die_with_parent(int(parent) if parent and parent.isdigit() else None)
+    began = time.perf_counter()
     for module in RUNTIME_MODULES[args[1]]:
         importlib.import_module(module)
+    print(f"zygote {os.getpid()}: {args[1]} imported in {time.perf_counter() - began:.1f} s", flush=True)
     with socket.socket(fileno=int(args[0])) as conn:
         return forking(conn)
 
