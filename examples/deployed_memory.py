@@ -2,8 +2,9 @@
 
 For each served run of a results folder measured with BENCH_KEEP_WORK=1, start a plain Python process that
 imports the runtime (ONNX Runtime, OpenVINO, or PyTorch with transformers), loads the saved model from the
-run's work folder and makes 30 calls at the run's shape and threads, then compare its peak resident memory
-(VmHWM) with the record's serving figures.
+run's work folder (a PyTorch row through bench's loader, which also rebuilds torch.ao int8 layers) and makes
+30 calls at the run's shape and threads, then compare its peak resident memory (VmHWM) with the record's
+serving figures.
 
     BENCH_KEEP_WORK=1 bench run suites/qa.yaml --limit 100 --quick --results-dir /tmp/r
     python examples/deployed_memory.py /tmp/r/<machine>/qa
@@ -27,18 +28,14 @@ if runtime == "onnxruntime":
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     call = lambda feed: session.run(None, feed)
-elif runtime == "pytorch":
-    import json, torch, transformers
-    torch.set_num_threads(threads)
-    config = json.load(open(f"{path}/config.json"))
-    module = getattr(transformers, config["architectures"][0]).from_pretrained(
-        path, torch_dtype=getattr(torch, config.get("torch_dtype") or config.get("dtype") or "float32")
-    ).eval()
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.get("type_vocab_size") else [])
-
-    def call(feed):
-        with torch.inference_mode():
-            return module(**{n: torch.from_numpy(v) for n, v in feed.items()})
+elif runtime == "pytorch":  # path: the run's work folder; bench's loader rebuilds what from_pretrained cannot
+    from pathlib import Path
+    from bench.serve.handoff import pick_up
+    from bench.serve.loaders import load
+    handoff = pick_up(Path(path))
+    model = load(handoff.recipe, handoff.saved)
+    names = list(handoff.pool[0])
+    call = model.call
 else:
     import openvino as ov
     precision, hint = sys.argv[6], sys.argv[7]
@@ -64,7 +61,7 @@ def main(folder: Path) -> int:
             continue
         saved = folder / ".work" / record.spec.key / "saved"
         files = sorted(saved.glob("*.onnx")) + sorted(saved.glob("model.xml"))
-        model = saved if serving.runtime == "pytorch" and (saved / "config.json").is_file() else next(iter(files), None)
+        model = saved.parent if serving.runtime == "pytorch" else next(iter(files), None)
         if model is None:
             print(f"{record.spec.compressor.display_name:32} no saved model under {saved} (BENCH_KEEP_WORK=1?)")
             continue
