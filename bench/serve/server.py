@@ -17,7 +17,7 @@ from bench.core.device_memory import DeviceMemory, DevicePhase, TorchCudaMemory
 from bench.core.job import PARENT_VARIABLE
 from bench.core.latency import CudaEventTimer, DeviceTimer, LatencySettings, measure_latency
 from bench.measure.contention import CpuContention
-from bench.measure.memory import RssSampler, max_rss_bytes
+from bench.measure.memory import KernelPeaks, RssSampler
 from bench.orphan import die_with_parent
 from bench.serve import loaders
 from bench.serve.protocol import Failed, Finish, Forward, Load, Loaded, Peaks, Time
@@ -25,7 +25,7 @@ from bench.serve.protocol import Failed, Finish, Forward, Load, Loaded, Peaks, T
 
 def serve(conn: Connection) -> None:
     """Answer the worker's requests until it says Finish (or goes away)."""
-    sampler = RssSampler(between_phases=False).start()  # held idle beside other rows' timing: no wake-ups
+    sampler = memory_meter()
     rss_start = sampler.current()
     request = conn.recv()
     if not isinstance(request, Load):
@@ -64,11 +64,17 @@ def serve(conn: Connection) -> None:
             conn.send(outputs)
         elif isinstance(request, Finish):
             sampler.stop()
-            max_rss = max_rss_bytes()
+            max_rss = sampler.max_rss()
             conn.send(Peaks(sampler.peaks.get("latency"), sampler.peaks.get("evaluate"), max_rss, gpu.record()))
             return
         else:
             raise TypeError(f"unknown request {type(request).__name__}")
+
+
+def memory_meter() -> KernelPeaks | RssSampler:
+    """The kernel's exact peaks where it lets a process reset them (no thread beside the timed calls), else a
+    sampler that sleeps outside phases (a held process idle beside other rows' timing wakes nobody)."""
+    return KernelPeaks() if KernelPeaks.available() else RssSampler(between_phases=False).start()
 
 
 class DeviceWatch:
