@@ -82,7 +82,6 @@ class KernelPeaks:
     (`/proc/self/clear_refs`, Linux 4.0+): no thread wakes beside timed calls, and no spike between samples
     is missed. The same interface as RssSampler; `max_rss` keeps the lifetime peak across the resets."""
 
-    STATUS = "/proc/self/status"
     RESET = "/proc/self/clear_refs"
 
     def __init__(self) -> None:
@@ -110,13 +109,9 @@ class KernelPeaks:
         """RSS now, in bytes."""
         return int(self._process.memory_info().rss)
 
-    def _high_water(self) -> int:
-        with open(self.STATUS, encoding="ascii") as status:
-            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
-
     def max_rss(self) -> int:
         """The peak since the process began, across the resets."""
-        return max(self._lifetime, self._high_water())
+        return max(self._lifetime, max_rss_bytes())
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -127,7 +122,7 @@ class KernelPeaks:
         try:
             yield
         finally:
-            peak = self._high_water()
+            peak = max_rss_bytes()
             self.peaks[name] = max(peak, self.peaks.get(name, 0))
             self._lifetime = max(self._lifetime, peak)
 
