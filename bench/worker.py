@@ -18,7 +18,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from bench import __version__
 from bench.chain import Step, apply_chain
 from bench.core import attention, devices
 from bench.core.census import Census, take_census
-from bench.core.compilation import RecompileWatch
+from bench.core.compilation import RecompileWatch, recompile_note
 from bench.core.compressor import CalibrationData, CompressContext, Verification
 from bench.core.device_memory import DeviceMemoryTracker, TorchCudaMemory
 from bench.core.devices import Device
@@ -465,7 +465,8 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
     """Steady-state latency on real inputs, flagged when other processes competed for the CPU."""
     contention = CpuContention.start()
     settings = run.spec.measurement.latency_settings()
-    watch = RecompileWatch() if model.compilation is not None else None
+    served = isinstance(model, ServedModel)  # a serving process counts the graphs it compiles while timed
+    watch = RecompileWatch() if model.compilation is not None and not served else None
     if watch is not None:
         settings = dataclasses.replace(settings, timed_region=watch.region)
     if isinstance(model, ServedModel):
@@ -489,14 +490,12 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
         )
     if run.parts.execution is not None:  # read after the timed calls: a model may change kernels on its first call
         ran: dict[str, object] = {"attention_pattern": model.attention_pattern()}
-        if watch is not None:
-            ran["graphs_compiled_while_timing"] = watch.built
+        built = watch.built if watch is not None else recompiled(timings)
+        if built is not None:
+            ran["graphs_compiled_while_timing"] = built
         run.parts.execution = run.parts.execution.model_copy(update=ran)
-        if watch is not None and watch.built:
-            run.parts.notes.append(
-                f"torch.compile built {watch.built} graph(s) during timed calls: these timings include "
-                "recompilation (inputs of new shapes after warm-up)"
-            )
+        if built:
+            run.parts.notes.append(recompile_note(built))
     if busy > BUSY_THRESHOLD:
         run.parts.notes.append(
             f"other processes used {100 * busy:.0f}% of the CPU while latency was timed: these timings are unreliable"
@@ -508,6 +507,12 @@ def time_latency(run: Run, task: Task, model: ModelHandle, pool: Sequence[Batch]
         name: r.model_copy(update={**facts, "scope": scoped(r.scope, run.spec.device, model)})
         for name, r in timings.items()
     }
+
+
+def recompiled(timings: Mapping[str, LatencyResult]) -> int | None:
+    """Graphs a serving process's torch.compile built during its timed calls (None: not compiled there)."""
+    counts = [r.graphs_compiled for r in timings.values() if r.graphs_compiled is not None]
+    return sum(counts) if counts else None
 
 
 DEVICE_TIMING_GAP = 0.05

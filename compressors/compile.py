@@ -72,7 +72,7 @@ class Compile(Compressor):
             raise CompileError(f"torch.compile ({settings.mode}) failed: {type(exc).__name__}: {first_line}") from exc
         seconds = time.perf_counter() - start
         graphs, hits = graphs_compiled() - graphs_before, fx_cache_hits() - hits_before
-        compiled.compilation = Compilation(settings.mode, settings.dynamic, seconds, graphs)
+        compiled.compilation = Compilation(settings.mode, settings.dynamic, seconds, graphs, settings.fullgraph)
         ctx.facts["compile"] = {
             "mode": settings.mode,
             "dynamic": settings.dynamic,

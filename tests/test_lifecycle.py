@@ -107,8 +107,27 @@ def descendants_of(bench_pid: int) -> list[psutil.Process]:
     return found
 
 
+def describe(procs: list[psutil.Process]) -> str:
+    """Who is left, for a failure message."""
+    lines = []
+    for proc in procs:
+        try:
+            lines.append(f"{proc.pid} (parent {proc.ppid()}, {proc.status()}): {' '.join(proc.cmdline())}")
+        except psutil.Error as error:
+            lines.append(f"{proc.pid}: {error!r}")
+    return "; ".join(lines)
+
+
+def wait_for_descendants(bench_pid: int, timeout: float) -> None:
+    """Wait until nothing started for `bench_pid` is alive; fail naming what is."""
+    try:
+        wait_until(lambda: not descendants_of(bench_pid), timeout, f"the processes of bench run {bench_pid} to end")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {describe(descendants_of(bench_pid))}") from None
+
+
 def assert_nothing_left(bench_pid: int, folder: Path) -> None:
-    wait_until(lambda: not descendants_of(bench_pid), 15, f"the processes of bench run {bench_pid} to end")
+    wait_for_descendants(bench_pid, 15)
     work = folder / ".work"
     assert not work.exists() or not any(work.iterdir()), list(work.iterdir())
 
@@ -236,7 +255,7 @@ def test_stopped_mid_suite_then_resumed(
     os.kill(proc.pid, sig)
     assert proc.wait(timeout=30) == expected, (tmp_path / "first.txt").read_text()
     # the worker and the process it started end with bench run, even after kill -9 (the parent-death signal)
-    wait_until(lambda: not descendants_of(proc.pid), 15, "the worker to end with bench run")
+    wait_for_descendants(proc.pid, 15)
     if sig != signal.SIGKILL:
         assert_nothing_left(proc.pid, folder)
         assert f"stopped by {sig.name}" in (tmp_path / "first.txt").read_text()

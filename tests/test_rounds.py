@@ -88,31 +88,32 @@ def test_a_groups_served_rows_are_interleaved(tmp_path: Path, tiny_model_dir: Pa
     measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "quick_warmup": 1, "threads": 1,
                    "timeout_s": 300, "rounds": 3, "round_s": 0.2, "fresh_rounds": False}  # fmt: skip
     rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"},
-            {"name": "prune-structured", "config": {"heads": 0.25, "ffn": 0.25}}]  # fmt: skip
+            {"name": "prune-structured", "config": {"heads": 0.25, "ffn": 0.25}},
+            {"name": "int8-dynamic", "label": "int8-torchao", "config": {"backend": "torchao"}}]  # fmt: skip
     suite = write_suite(tmp_path / "s.yaml", tiny_model_dir, tiny_squad_dir, compressors=rows, measurement=measurement)
     result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "interleaved rounds: 3 served row(s), 3 rounds" in result.stdout
+    assert "interleaved rounds: 4 served row(s), 3 rounds" in result.stdout
     stored = records(tmp_path / "r")
-    served = [stored[name] for name in ("baseline", "onnx", "openvino")]
+    served = [stored[name] for name in ("baseline", "onnx", "openvino", "prune-structured")]
     sessions = {r.interleaving.session for r in served if r.interleaving}
     assert len(sessions) == 1
     for record in served:
         plan = record.interleaving
-        assert plan is not None and plan.held and len(plan.members) == 3 and len(plan.load_s) == 1
-        assert sorted(plan.positions) == [0, 1, 2]  # a rotating order: each place once in 3 rounds
+        assert plan is not None and plan.held and len(plan.members) == 4 and len(plan.load_s) == 1
+        assert len(set(plan.positions)) == 3  # a rotating order: a new place in each of the 3 rounds
         latency = record.latency["forward"]
         assert latency.rounds_ms is not None and len(latency.rounds_ms) == 3
         assert latency.samples_ms == _timed(latency) and plan.first_window_ms  # the run's own window kept aside
         assert "interleaved rounds" in latency.scope and record.phases_s["rounds"] > 0
         assert record.serving is not None and record.serving.timing_peak
-    assert stored["prune-structured"].interleaving is None  # measured in its compressing process
+    assert stored["int8-torchao"].interleaving is None  # measured in its compressing process
     assert not list((tmp_path / "r").glob("*/*/.work/*"))  # the saved models kept for the rounds are gone
     report = bench("report", str(tmp_path / "r"), "-o", str(tmp_path / "rep"))
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "rep" / "README.md").read_text()
     assert "3 interleaved rounds of 0.2 s per row" in text
-    assert "prune-structured: each in its own window" in text.replace("latency of ", "")
+    assert "int8-torchao: each in its own window" in text.replace("latency of ", "")
     assert "measured in the compressing process" in text
 
 
@@ -122,7 +123,7 @@ def test_fresh_rounds_fork_each_rows_process_from_a_preloaded_parent(
 ) -> None:
     measurement = {"warmup": 1, "min_iterations": 3, "min_duration_s": 0, "quick_warmup": 1, "threads": 1,
                    "timeout_s": 300, "rounds": 2, "round_s": 0.2}  # fmt: skip
-    rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}]
+    rows = [{"name": "baseline"}, {"name": "onnx"}, {"name": "openvino"}, {"name": "compile"}]
     suite = write_suite(tmp_path / "s.yaml", tiny_model_dir, tiny_squad_dir, compressors=rows, measurement=measurement)
     result = bench("run", str(suite), "--results-dir", str(tmp_path / "r"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -131,6 +132,9 @@ def test_fresh_rounds_fork_each_rows_process_from_a_preloaded_parent(
         plan = record.interleaving
         assert plan is not None and not plan.held and len(plan.load_s) == 2  # loaded again for each round
         assert len(record.latency["forward"].rounds_ms or []) == 2
+    compiled = stored["compile"]  # compiled again in each forked process, in its warm-up
+    assert compiled.execution is not None and compiled.execution.compiled
+    assert compiled.execution.graphs_compiled_while_timing == 0
     zygotes = sorted(p.name for p in (tmp_path / "r").glob("*/*/.logs/rounds-zygote-*.log"))
     assert zygotes == ["rounds-zygote-onnxruntime.log", "rounds-zygote-pytorch.log"]  # OpenVINO rows start afresh
     for log in (tmp_path / "r").glob("*/*/.logs/rounds-zygote-*.log"):  # a new parent for each round

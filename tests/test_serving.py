@@ -255,24 +255,86 @@ def test_a_zygote_that_cannot_fork_is_one_line(tmp_path: Path) -> None:
     zygote.close()
 
 
-def test_models_from_pretrained_cannot_rebuild_are_measured_where_they_were_compressed(tiny_model_dir: Path) -> None:
+def _served_outputs(model: Any, folder: Path) -> tuple[dict[str, Any], Any]:
+    """Save `model` to `folder`, serve it, time it briefly and make one scoring call: the outputs and the
+    timing."""
+    recipe = model.serve_recipe()
+    assert isinstance(recipe, ServeRecipe), recipe
+    model.save(folder)
+    server = ServeProcess(recipe, folder, log=None)
+    try:
+        timing = server.time([_arrays()], SETTINGS, SHAPE, "forward")
+        outputs = server.forward(_arrays())
+        server.finish()
+    finally:
+        server.close()
+    return outputs, timing
+
+
+def _assert_answers_as(served: dict[str, Any], model: Any, tolerance: float = 1e-5) -> None:
+    import numpy as np
+
+    here = model.forward({n: _ones(n) for n in INPUTS})
+    for name in ("start_logits", "end_logits"):
+        np.testing.assert_allclose(served[name], here[name].numpy(), rtol=tolerance, atol=tolerance)
+
+
+def test_a_structurally_pruned_model_is_served_with_its_saved_widths(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
     from transformers.pytorch_utils import prune_linear_layer
 
-    from bench.runtimes.torch import from_pretrained_problem
+    from bench.runtimes.torch import Rebuild, rebuild_plan
 
     model = _tiny(tiny_model_dir)
     module: Any = model.module
-    module.prune_heads({0: [0]})  # heads: the config records them, from_pretrained prunes them again
-    assert from_pretrained_problem(module) is None
+    assert rebuild_plan(module) == Rebuild()
+    module.prune_heads({0: [0]})  # heads: the config records them, the rebuild prunes them again
+    assert rebuild_plan(module) == Rebuild()
     layer = module.bert.encoder.layer[0]
-    keep = __import__("torch").arange(layer.intermediate.dense.out_features - 4)
+    keep = torch.arange(layer.intermediate.dense.out_features - 4)
     layer.intermediate.dense = prune_linear_layer(layer.intermediate.dense, keep, dim=0)
     layer.output.dense = prune_linear_layer(layer.output.dense, keep, dim=1)
-    problem = from_pretrained_problem(module)
-    assert problem is not None and "from_pretrained cannot rebuild it" in problem
-    assert model.serve_recipe() == problem
-    model.compilation = object()  # type: ignore[assignment]
-    assert "torch.compile" in str(model.serve_recipe())
+    plan = rebuild_plan(module)
+    assert isinstance(plan, Rebuild) and set(plan.resized) == {
+        "bert.encoder.layer.0.intermediate.dense",
+        "bert.encoder.layer.0.output.dense",
+    }
+    served, _ = _served_outputs(model, tmp_path)
+    _assert_answers_as(served, model)
+    (tmp_path / "model.safetensors").unlink()  # a folder without its weights is one line, not a random model
+    recipe = model.serve_recipe()
+    assert isinstance(recipe, ServeRecipe)
+    with pytest.raises(ServeFailed, match=r"no \.safetensors file"):
+        ServeProcess(recipe, tmp_path, log=None)
+
+
+def test_a_model_whose_modules_differ_from_its_config_is_measured_where_it_was_compressed(
+    tiny_model_dir: Path,
+) -> None:
+    model = _tiny(tiny_model_dir)
+    attention: Any = model.module.bert.encoder.layer[1].attention.self
+    attention.num_attention_heads //= 2  # same tensors, another computation: no rebuild reproduces it
+    attention.attention_head_size *= 2
+    reason = model.serve_recipe()
+    assert isinstance(reason, str) and "bert.encoder.layer.1.attention.self" in reason
+
+
+def test_a_compiled_model_is_compiled_again_in_its_serving_process(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from bench.core.model import Compilation
+
+    model = _tiny(tiny_model_dir)
+    module: Any = model.module
+    module.forward = torch.compile(module.forward)
+    model.compilation = Compilation("default", None, 1.0, 1, fullgraph=False)
+    recipe = model.serve_recipe()
+    assert isinstance(recipe, ServeRecipe)
+    assert recipe.options["compile_mode"] == "default" and recipe.options["compile_fullgraph"] is False
+    served, timing = _served_outputs(model, tmp_path)
+    _assert_answers_as(served, model, tolerance=1e-4)
+    assert timing.graphs_compiled == 0  # compiled in the warm-up, never inside the samples
+    assert timing.cold_ms > timing.stats.p50 * 10  # the first call compiled
 
 
 @pytest.mark.slow
@@ -290,14 +352,13 @@ def test_rows_are_served_from_their_saved_files(tmp_path: Path, tiny_model_dir: 
     assert result.returncode == 0, result.stdout + result.stderr
     stored = records(tmp_path / "r")
     base = stored["baseline"]
-    for label, why in (("int8-torchao", "state dict"), ("prune-structured", "from_pretrained cannot rebuild")):
-        record = stored[label]
-        assert record.status == Status.OK, record.error
-        assert record.serving is not None and record.serving.where == "compressing process"
-        assert why in (record.serving.reason or "") and any("compressing process" in n for n in record.notes)
-        assert "latency" in record.memory.phase_peaks
+    torchao = stored["int8-torchao"]
+    assert torchao.status == Status.OK, torchao.error
+    assert torchao.serving is not None and torchao.serving.where == "compressing process"
+    assert "state dict" in (torchao.serving.reason or "") and any("compressing process" in n for n in torchao.notes)
+    assert "latency" in torchao.memory.phase_peaks
     rows = (("baseline", "pytorch"), ("onnx", "onnxruntime"), ("openvino", "openvino"), ("int8-ort", "onnxruntime"),
-            ("int8-dynamic", "pytorch"))  # fmt: skip
+            ("int8-dynamic", "pytorch"), ("prune-structured", "pytorch"))  # fmt: skip
     for label, runtime in rows:
         record = stored[label]
         assert record.status == Status.OK, record.error

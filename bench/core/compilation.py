@@ -37,3 +37,11 @@ class RecompileWatch:
             yield
         finally:
             self.built += graphs_compiled() - before
+
+
+def recompile_note(built: int) -> str:
+    """A record's note for graphs built during timed calls."""
+    return (
+        f"torch.compile built {built} graph(s) during timed calls: these timings include recompilation "
+        "(inputs of new shapes after warm-up)"
+    )

@@ -72,6 +72,9 @@ class LatencyResult(BaseModel):
     calls timed padding too."""
     other_cpu_share: float | None = None
     """Share of the machine's CPU time that other processes used while timing (0..1); high means unreliable."""
+    graphs_compiled: int | None = None
+    """torch.compile'd models timed in a serving process: graphs built during the timed calls (recompilation
+    inside the samples when above 0); None for other models."""
     rounds_ms: list[list[float]] | None = None
     """Timed in interleaved rounds: each round's samples, in round order (`samples_ms` is their
     concatenation; the record's `interleaving` says with which rows)."""

@@ -95,6 +95,7 @@ class Compilation:
     """The first, compiling call (and the graphs it built) in seconds."""
     graphs: int
     """Graphs built by that call."""
+    fullgraph: bool = False
 
 
 class ModelHandle(ABC):

@@ -24,6 +24,7 @@ from typing import IO, TypeVar
 
 import psutil
 
+from bench.core.compilation import recompile_note
 from bench.core.latency import LatencyResult
 from bench.core.records import RunRecord, Status, save_record
 from bench.core.serving import Interleaving, ServeRecipe, Serving
@@ -239,6 +240,7 @@ def finish(contender: Contender, everyone: list[Contender], decision: Decision, 
     samples = [x for s in contender.slices for x in s.samples_ms]
     stats = summarize(samples)
     shares = [s.other_cpu_share or 0.0 for s in contender.slices]
+    graphs = [s.graphs_compiled for s in contender.slices if s.graphs_compiled is not None]
     measurement = record.spec.measurement
     record.latency[TIMED] = first.model_copy(
         update={
@@ -248,6 +250,7 @@ def finish(contender: Contender, everyone: list[Contender], decision: Decision, 
             "measured_s": round(sum(s.measured_s for s in contender.slices), 4),
             "throughput_samples_per_s": 1000.0 * record.spec.batch_size / stats.mean if stats.mean > 0 else 0.0,
             "other_cpu_share": max(shares),
+            "graphs_compiled": sum(graphs) if graphs else None,
             "scope": f"{first.scope}; {measurement.rounds} interleaved rounds with {len(members) - 1} other row(s)",
         }
     )
@@ -263,6 +266,10 @@ def finish(contender: Contender, everyone: list[Contender], decision: Decision, 
         other_cpu_share=shares,
         load_s=contender.loads,
     )
+    if graphs and record.execution is not None:
+        record.execution = record.execution.model_copy(update={"graphs_compiled_while_timing": sum(graphs)})
+        if sum(graphs):
+            record.notes.append(recompile_note(sum(graphs)))
     if max(shares) > BUSY_THRESHOLD:
         record.notes.append(
             f"other processes used up to {100 * max(shares):.0f}% of the CPU during this row's interleaved "

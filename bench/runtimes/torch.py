@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -99,28 +100,39 @@ class TorchModel(ModelHandle):
         return sorted(p for p in directory.rglob("*") if p.is_file())
 
     def serve_recipe(self) -> ServeRecipe | str:
-        """transformers' `from_pretrained` of the saved safetensors, where it rebuilds this very module."""
-        if self.compilation is not None:
-            return "torch.compile's kernels have no saved form: the compiled model exists only in this process"
+        """transformers' rebuild of the saved safetensors, where it rebuilds this very module (the config's
+        model, with Linear widths read from the saved weights after structured pruning), compiled again with
+        the same torch.compile settings when this one was compiled, as a deployment compiles at start-up."""
         dynamic = dynamic_int8_layers(self.module) if self.save_format != "safetensors" else None
         if self.save_format != "safetensors" and not dynamic:
             return "its quantized modules are saved as a PyTorch state dict that only its compressor can rebuild"
         if getattr(self.config, "attention_type", None) == "block_sparse":
             return "BigBird picks its attention pattern per call, which bench reads back from the module it timed"
-        problem = from_pretrained_problem(self.module)
-        if problem is not None:
-            return problem
+        plan = rebuild_plan(self.module)
+        if isinstance(plan, str):
+            return plan
+        if plan.resized and dynamic:
+            return "its int8 layers have widths its config does not state, and a torch.ao state dict does not say them"
         dtype = next((p.dtype for p in self.module.parameters() if p.is_floating_point()), None)
         options: dict[str, str | int | float | bool | None] = {
             "architecture": type(self.module).__name__,
             "dtype": str(dtype).removeprefix("torch.") if dtype is not None else "float32",
             "attention": getattr(self.config, "_attn_implementation", None),
         }
+        if plan.resized:
+            options["resize_linear"] = True
         if dynamic:  # rebuilt as a deployment of a torch.ao state dict is: quantize the same layers, then load
             import torch
 
             options |= {"dynamic_int8": ",".join(dynamic), "engine": torch.backends.quantized.engine}
             options["per_channel"] = dynamic_int8_per_channel(self.module)
+        if self.compilation is not None:
+            compiled = self.compilation
+            options |= {
+                "compile_mode": compiled.mode,
+                "compile_dynamic": compiled.dynamic,
+                "compile_fullgraph": compiled.fullgraph,
+            }
         return ServeRecipe(
             runtime="pytorch", file="config.json", threads=torch_threads(), device=str(self.device), options=options
         )
@@ -188,10 +200,18 @@ def float_shapes(module: Any) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def from_pretrained_problem(module: Any) -> str | None:
-    """Why transformers' `from_pretrained` would not rebuild `module` from its saved weights, or None: it
-    must be a transformers class, and the model its config describes must hold the same tensors, of the
-    same shapes (structured pruning, for one, leaves widths no config states)."""
+@dataclass(frozen=True)
+class Rebuild:
+    """How a serving process rebuilds a transformers module: the model its config describes, with the Linear
+    layers named in `resized` given the widths of the saved weights (structured pruning's FFN widths)."""
+
+    resized: tuple[str, ...] = ()
+
+
+def rebuild_plan(module: Any) -> Rebuild | str:
+    """How the model its transformers config describes becomes `module` again from its saved weights, or why
+    it cannot: every tensor must have its saved shape, which only Linear layers may change (they are resized),
+    and every submodule's own settings (head counts, widths...) must then match."""
     import torch
     import transformers
 
@@ -205,8 +225,9 @@ def from_pretrained_problem(module: Any) -> str | None:
 
         with no_init_weights():
             fresh = type(module)(module.config)
-    expected = {name: tuple(t.shape) for name, t in fresh.state_dict().items()}
     actual = float_shapes(module)
+    resized = resize_linears(fresh, actual)
+    expected = {name: tuple(t.shape) for name, t in fresh.state_dict().items()}
     if expected != actual:
         changed = sorted(set(expected.items()) ^ set(actual.items()))
         where = changed[0][0] if changed else "?"
@@ -214,7 +235,56 @@ def from_pretrained_problem(module: Any) -> str | None:
             "its saved weights are not the model its transformers config describes (e.g. "
             f"{where}): from_pretrained cannot rebuild it"
         )
-    return None
+    theirs = module_settings(fresh)
+    for name, mine in module_settings(module).items():
+        if name in theirs and theirs[name][0] is mine[0] and theirs[name] != mine:
+            return (
+                f"its module {name or type(module).__name__} has settings its transformers config does not "
+                "describe: a serving process cannot rebuild it"
+            )
+    return Rebuild(tuple(resized))
+
+
+def resize_linears(module: Any, shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """Replace each Linear layer of `module` whose weight has another shape in `shapes` by an uninitialized
+    Linear of that shape (same dtype, device and bias); the names of those replaced."""
+    import torch
+
+    resized = []
+    for name, layer in list(module.named_modules()):
+        shape = shapes.get(f"{name}.weight")
+        if not isinstance(layer, torch.nn.Linear) or shape is None or len(shape) != 2:
+            continue
+        if shape == (layer.out_features, layer.in_features):
+            continue
+        weight = layer.weight
+        with torch.device(weight.device):
+            new = torch.nn.Linear(shape[1], shape[0], bias=layer.bias is not None, dtype=weight.dtype)
+        parent, _, leaf = name.rpartition(".")
+        setattr(module.get_submodule(parent), leaf, new)
+        resized.append(name)
+    return resized
+
+
+PLAIN = (bool, int, float, str)
+
+
+def module_settings(module: Any) -> dict[str, tuple[type, dict[str, object]]]:
+    """Each submodule's class and own plain attributes (head counts, widths, pruned heads), by module name:
+    what shapes its computation besides its tensors (a quantized layer compares with its float original by
+    its weights' shapes alone)."""
+    settings: dict[str, tuple[type, dict[str, object]]] = {}
+    for name, sub in module.named_modules():
+        own: dict[str, object] = {}
+        for key, value in vars(sub).items():
+            if key.startswith("_") or key == "training":
+                continue
+            if isinstance(value, set | frozenset):
+                own[key] = sorted(value)
+            elif isinstance(value, PLAIN) or (isinstance(value, tuple) and all(isinstance(v, PLAIN) for v in value)):
+                own[key] = value
+        settings[name] = (type(sub), own)
+    return settings
 
 
 DTYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16", "int8": "int8", "qint8": "int8", "uint8": "int8"}

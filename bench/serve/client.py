@@ -240,6 +240,7 @@ class ServedModel(ModelHandle):
         self.server = server
         self.runtime = measured.runtime  # type: ignore[misc]
         self.save_format = measured.save_format
+        self.compilation = measured.compilation  # compiled again, as it was, in the serving process
 
     def forward(self, batch: Batch) -> Mapping[str, Any]:
         import torch

@@ -36,9 +36,12 @@ class Served:
         stage: Callable[[Arrays], Any] = _unchanged,
         timed: Callable[[Any], object] | None = None,
         synchronize: Callable[[], None] = _nothing,
+        compiled: bool = False,
     ) -> None:
         self.inputs, self.outputs, self.call = inputs, outputs, call
         self.stage, self.timed, self.synchronize = stage, timed or call, synchronize
+        self.compiled = compiled
+        """torch.compile compiles it on its first call (the serving process counts graphs built while timed)."""
 
 
 def load(recipe: ServeRecipe, folder: Path) -> Served:
@@ -105,9 +108,17 @@ def _pytorch(recipe: ServeRecipe, folder: Path) -> Served:
     dtype = getattr(torch, str(recipe.options["dtype"]))
     if recipe.options.get("dynamic_int8"):
         module = _dynamic_int8(cls, recipe, folder, dtype, kernels)
+    elif recipe.options.get("resize_linear"):
+        module = _resized(cls, folder, dtype, kernels)
     else:
         module = cls.from_pretrained(folder, dtype=dtype, **kernels)
     module = module.to(device).eval()
+    mode = recipe.options.get("compile_mode")
+    if mode is not None:  # as the compressing process compiled it; the first call compiles
+        dynamic = recipe.options.get("compile_dynamic")
+        dynamic = None if dynamic is None else bool(dynamic)
+        fullgraph = bool(recipe.options.get("compile_fullgraph"))
+        module.forward = torch.compile(module.forward, mode=str(mode), dynamic=dynamic, fullgraph=fullgraph)
 
     def stage(feed: Arrays) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(value).to(device) for name, value in feed.items()}
@@ -125,7 +136,7 @@ def _pytorch(recipe: ServeRecipe, folder: Path) -> Served:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    return Served([], [], call, stage, timed, synchronize)
+    return Served([], [], call, stage, timed, synchronize, compiled=mode is not None)
 
 
 def _dynamic_int8(cls: Any, recipe: ServeRecipe, folder: Path, dtype: Any, kernels: dict[str, str]) -> Any:
@@ -144,4 +155,46 @@ def _dynamic_int8(cls: Any, recipe: ServeRecipe, folder: Path, dtype: Any, kerne
     module = ao.quantize_dynamic(module, dict.fromkeys(layers, qconfig), dtype=torch.qint8, inplace=True)
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=False)  # written by this run
     module.load_state_dict(state, strict=True)
+    return module
+
+
+def _resized(cls: Any, folder: Path, dtype: Any, kernels: dict[str, str]) -> Any:
+    """A structurally pruned transformers model: the model its config describes (pruned heads included),
+    its Linear layers resized to the saved weights' shapes, then every saved tensor copied in, one at a time
+    (strictly: a tensor missing, left over or of another shape fails the load)."""
+    import torch
+    import transformers
+    from safetensors import safe_open
+    from transformers.modeling_utils import no_init_weights
+
+    from bench.runtimes.torch import resize_linears
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"the saved model has no .safetensors file in {folder}")
+    shapes: dict[str, tuple[int, ...]] = {}
+    for file in files:
+        with safe_open(str(file), framework="pt") as saved:
+            shapes |= {key: tuple(saved.get_slice(key).get_shape()) for key in saved.keys()}  # noqa: SIM118
+    config = transformers.AutoConfig.from_pretrained(folder)
+    with no_init_weights():
+        module = cls._from_config(config, dtype=dtype, **kernels)
+    resize_linears(module, shapes)
+    targets = module.state_dict(keep_vars=True)
+    unexpected = sorted(set(shapes) - set(targets))
+    if unexpected:
+        raise ValueError(f"the saved weights hold {unexpected[0]}, which the rebuilt model does not")
+    with torch.no_grad():
+        for file in files:
+            with safe_open(str(file), framework="pt") as saved:
+                for key in saved.keys():  # noqa: SIM118
+                    target = targets[key]
+                    if tuple(target.shape) != shapes[key]:
+                        raise ValueError(f"{key}: saved {shapes[key]}, rebuilt {tuple(target.shape)}")
+                    target.copy_(saved.get_tensor(key))
+    module.tie_weights()
+    loaded = {id(targets[key]) for key in shapes}
+    left = [key for key, tensor in module.state_dict(keep_vars=True).items() if id(tensor) not in loaded]
+    if left:
+        raise ValueError(f"the saved weights do not hold {left[0]}")
     return module

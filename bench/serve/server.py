@@ -4,6 +4,7 @@ model, times it, answers scoring calls, and reports its memory: what a deploymen
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 
+from bench.core.compilation import RecompileWatch
 from bench.core.device_memory import DeviceMemory, DevicePhase, TorchCudaMemory
 from bench.core.job import PARENT_VARIABLE
 from bench.core.latency import CudaEventTimer, DeviceTimer, LatencySettings, measure_latency
@@ -51,13 +53,17 @@ def serve(conn: Connection) -> None:
                 request.max_duration_s,
             )
             staged = [model.stage(batch) for batch in request.pool]  # placed on the device before timing
+            watch = RecompileWatch() if model.compiled else None
+            if watch is not None:
+                settings = dataclasses.replace(settings, timed_region=watch.region)
             contention = CpuContention.start()
             with sampler.phase("latency"), gpu.phase("latency"):
                 result = measure_latency(
                     model.timed, staged, settings, request.shape, request.scope, model.synchronize, gpu.timer()
                 )
             del staged
-            conn.send(result.model_copy(update={"other_cpu_share": round(contention.share(), 4)}))
+            facts = {"other_cpu_share": round(contention.share(), 4), "graphs_compiled": watch.built if watch else None}
+            conn.send(result.model_copy(update=facts))
         elif isinstance(request, Forward):
             with sampler.phase("evaluate"), gpu.phase("evaluate"):
                 outputs = model.call(request.batch)
