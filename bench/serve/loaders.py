@@ -118,6 +118,11 @@ def _pytorch(recipe: ServeRecipe, folder: Path) -> Served:
         dynamic = recipe.options.get("compile_dynamic")
         dynamic = None if dynamic is None else bool(dynamic)
         fullgraph = bool(recipe.options.get("compile_fullgraph"))
+        # compiled in this process: a pool of compile workers would still be starting (importing torch) on
+        # the other cores while the first slices are timed
+        import torch._inductor.config as inductor
+
+        inductor.compile_threads = 1
         module.forward = torch.compile(module.forward, mode=str(mode), dynamic=dynamic, fullgraph=fullgraph)
 
     def stage(feed: Arrays) -> dict[str, torch.Tensor]:
