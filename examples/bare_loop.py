@@ -3,7 +3,8 @@
 For each served run of a results folder measured with BENCH_KEEP_WORK=1 in full mode (so that its work folder
 holds the saved model, its serving recipe and the timing inputs), bench's serving process and a bare process
 each load the saved model and time the same inputs, in the order A B B A B A (a drift of the machine reaches
-both alike). The bare process uses the same loader (the same calls) and a plain loop: 10 warm-up calls, then
+both alike). The bare process uses the same loader and times what the serving process times (the call on
+inputs staged beforehand, then the device synchronized) in a plain loop: 10 warm-up calls, then
 `perf_counter` around each call for SECONDS. Prints each side's median of its three p50s.
 
     BENCH_KEEP_WORK=1 bench run suites/qa.yaml --only baseline --only int8-dynamic-ort --limit 50 \\
@@ -33,15 +34,17 @@ from bench.serve.loaders import load
 handoff = pick_up(Path(sys.argv[1]))
 seconds = float(sys.argv[2])
 model = load(handoff.recipe, handoff.saved)
-pool = handoff.pool
+pool = [model.stage(arrays) for arrays in handoff.pool]
 for i in range(10):
-    model.call(pool[i % len(pool)])
+    model.timed(pool[i % len(pool)])
+model.synchronize()
 samples = []
 began = time.perf_counter()
 i = 0
 while time.perf_counter() - began < seconds:
     start = time.perf_counter()
-    model.call(pool[i % len(pool)])
+    model.timed(pool[i % len(pool)])
+    model.synchronize()
     samples.append((time.perf_counter() - start) * 1000)
     i += 1
 print(statistics.median(samples))
