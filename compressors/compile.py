@@ -3,8 +3,10 @@ int8 path (torchao's int8 needs it to fuse its quantized matmuls on CPU).
 
 Compiling happens on the first call, so `compress` makes that call on one input at the run's shape and
 times it: the compile time is part of the compress phase, and the record says how many graphs were built
-and how many inductor loaded from its on-disk cache (a warm cache compiles faster). Graphs built later,
-while the run is timed, are counted by the worker and flag the run.
+and how many inductor loaded from its on-disk cache (a warm cache compiles faster). The row is then served
+as a deployment runs it: the saved eager weights loaded in a fresh process and compiled again there with
+the same settings, on the first warm-up call (the timing's `cold_ms`). Graphs built later, while the run
+is timed, are counted there and flag the run.
 """
 
 from __future__ import annotations

@@ -1,96 +1,102 @@
-"""P1: bench's p50 against a bare `perf_counter` loop around the same calls.
+"""P1: bench's timing loop against a bare `perf_counter` loop around the same calls.
 
 For each served run of a results folder measured with BENCH_KEEP_WORK=1 in full mode (so that its work folder
-holds the saved model, its serving recipe and the timing inputs), bench's serving process and a bare process
-each load the saved model and time the same inputs, in the order A B B A B A (a drift of the machine reaches
-both alike). The bare process uses the same loader and times what the serving process times (the call on
-inputs staged beforehand, then the device synchronized) in a plain loop: 10 warm-up calls, then
-`perf_counter` around each call for SECONDS. Prints each side's median of its three p50s.
+holds the saved model, its serving recipe and the timing inputs), PROCESSES fresh processes each load the
+saved model with bench's loader and time it alternately with bench's `measure_latency` (called as the
+serving process calls it: the staged inputs, `timed`, then `synchronize`) and with a plain loop
+(`perf_counter` around the same calls), SECONDS per window, in the order A B B A B A, so that a drift of the
+machine reaches both alike. Both sides share each process: a process's own luck (where its memory and
+threads landed) moves the same model's p50 by up to ±10% between fresh processes here, and would otherwise
+be read as the instrument's overhead. Prints, per row, the median over processes of each side's median p50
+and their difference, and the spread of that difference over the processes.
 
     BENCH_KEEP_WORK=1 bench run suites/qa.yaml --only baseline --only int8-dynamic-ort --limit 50 \\
         --results-dir /tmp/p1
-    python examples/bare_loop.py /tmp/p1/<machine>/qa [SECONDS]
+    python examples/bare_loop.py /tmp/p1/<machine>/qa [SECONDS] [PROCESSES]
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.core.latency import LatencySettings
 from bench.core.records import load_records
-from bench.core.shape import Shape
-from bench.serve.client import ServeProcess
-from bench.serve.handoff import Handoff, pick_up
+from bench.serve.handoff import pick_up
 
-BARE = """
+ORDER = "ABBABA"
+ONE_PROCESS = """
 import statistics, sys, time
 from pathlib import Path
+from bench.core.latency import LatencySettings, measure_latency
+from bench.core.shape import Shape
 from bench.serve.handoff import pick_up
 from bench.serve.loaders import load
 handoff = pick_up(Path(sys.argv[1]))
-seconds = float(sys.argv[2])
+seconds, order = float(sys.argv[2]), sys.argv[3]
+shape = Shape(batch_size=int(sys.argv[4]), sequence_length=int(sys.argv[5]))
 model = load(handoff.recipe, handoff.saved)
 pool = [model.stage(arrays) for arrays in handoff.pool]
-for i in range(10):
-    model.timed(pool[i % len(pool)])
-model.synchronize()
-samples = []
-began = time.perf_counter()
-i = 0
-while time.perf_counter() - began < seconds:
-    start = time.perf_counter()
-    model.timed(pool[i % len(pool)])
+settings = LatencySettings(warmup=10, min_iterations=10, min_duration_s=seconds, max_iterations=10**7,
+                           max_duration_s=2 * seconds)
+
+def bare():
+    for i in range(10):
+        model.timed(pool[i % len(pool)])
     model.synchronize()
-    samples.append((time.perf_counter() - start) * 1000)
-    i += 1
-print(statistics.median(samples))
+    samples, i, began = [], 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        start = time.perf_counter()
+        model.timed(pool[i % len(pool)])
+        model.synchronize()
+        samples.append((time.perf_counter() - start) * 1000)
+        i += 1
+    return statistics.median(samples)
+
+for side in order:
+    if side == "A":
+        p50 = measure_latency(model.timed, pool, settings, shape, "p1", model.synchronize).stats.p50
+    else:
+        p50 = bare()
+    print(side, p50, flush=True)
 """
-ORDER = "ABBABA"
 
 
-def bench_p50(handoff: Handoff, seconds: float, shape: Shape) -> float:
-    """bench's serving process: load, warm up, time for `seconds`; its p50 in ms."""
-    settings = LatencySettings(warmup=10, min_iterations=10, min_duration_s=seconds, max_iterations=10**7,
-                               max_duration_s=2 * seconds)  # fmt: skip
-    with open(os.devnull, "wb") as quiet:
-        server = ServeProcess(handoff.recipe, handoff.saved, quiet)
-        try:
-            return server.time(handoff.pool, settings, shape, handoff.scope).stats.p50
-        finally:
-            server.close()
+def one_process(workdir: Path, seconds: float, batch: int, length: int) -> tuple[float, float]:
+    """A fresh process's median p50 of bench's windows and of the bare loop's, in ms."""
+    args = [str(workdir), str(seconds), ORDER, str(batch), str(length)]
+    done = subprocess.run([sys.executable, "-c", ONE_PROCESS, *args], check=True, capture_output=True, text=True)
+    sides: dict[str, list[float]] = {"A": [], "B": []}
+    for line in done.stdout.splitlines():
+        side, value = line.split()
+        sides[side].append(float(value))
+    return statistics.median(sides["A"]), statistics.median(sides["B"])
 
 
-def bare_p50(workdir: Path, seconds: float) -> float:
-    """A bare process's p50 in ms."""
-    done = subprocess.run([sys.executable, "-c", BARE, str(workdir), str(seconds)], check=True,
-                          capture_output=True, text=True)  # fmt: skip
-    return float(done.stdout.split()[-1])
-
-
-def main(folder: Path, seconds: float) -> int:
-    """One line per served run: bench's and the bare loop's p50, and their difference."""
-    print(f"{'row':24} {'runtime':12} {'bench p50':>10} {'bare p50':>10} {'diff':>7}   (medians of 3, order {ORDER})")
+def main(folder: Path, seconds: float, processes: int) -> int:
+    """One line per served run: bench's and the bare loop's p50, their difference and its spread."""
+    print(f"{'row':24} {'runtime':12} {'bench p50':>10} {'bare p50':>10} {'diff':>7}  {'per process':>20}"
+          f"   ({processes} processes, windows {ORDER} of {seconds:g} s)")  # fmt: skip
     for record in load_records([folder]).records:
         workdir = folder / ".work" / record.spec.key
         handoff = pick_up(workdir)
         if handoff is None:
             continue
-        sides: dict[str, list[float]] = {"A": [], "B": []}
-        for side in ORDER:
-            value = bench_p50(handoff, seconds, record.spec.shape) if side == "A" else bare_p50(workdir, seconds)
-            sides[side].append(value)
-        ours, bare = statistics.median(sides["A"]), statistics.median(sides["B"])
+        shape = record.spec.shape
+        pairs = [one_process(workdir, seconds, shape.batch_size, shape.sequence_length) for _ in range(processes)]
+        diffs = [100 * (ours - bare) / bare for ours, bare in pairs]
+        ours, bare = statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+        each = " ".join(f"{d:+.1f}" for d in diffs)
         print(f"{record.spec.compressor.display_name:24} {handoff.recipe.runtime:12} {ours:8.2f}ms {bare:8.2f}ms "
-              f"{100 * (ours - bare) / bare:+6.1f}%")  # fmt: skip
+              f"{100 * (ours - bare) / bare:+6.1f}%  {each:>20}")  # fmt: skip
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
+    if len(sys.argv) not in (2, 3, 4):
         print(__doc__)
         raise SystemExit(2)
-    raise SystemExit(main(Path(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) == 3 else 5.0))
+    seconds = float(sys.argv[2]) if len(sys.argv) >= 3 else 5.0
+    processes = int(sys.argv[3]) if len(sys.argv) == 4 else 3
+    raise SystemExit(main(Path(sys.argv[1]), seconds, processes))

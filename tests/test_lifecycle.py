@@ -57,10 +57,15 @@ def _default_stop_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+STARTED: dict[int, float] = {}
+"""When each `bench run` started by `start` began: its processes began after it (a process left by an
+earlier test whose `bench run` had the same, since reused, pid is not one of them)."""
+
+
 def start(site: Path, suite: Path, results: Path, out: Path) -> subprocess.Popen[bytes]:
     """`bench run` in the background, in its own session (signals go to it alone, as from `kill`)."""
     with out.open("wb") as sink:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "bench", "run", str(suite), "--results-dir", str(results)],
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -68,6 +73,8 @@ def start(site: Path, suite: Path, results: Path, out: Path) -> subprocess.Popen
             start_new_session=True,
             preexec_fn=_default_stop_signals,
         )
+    STARTED[proc.pid] = psutil.Process(proc.pid).create_time()
+    return proc
 
 
 def run(site: Path, suite: Path, results: Path) -> subprocess.CompletedProcess[str]:
@@ -98,9 +105,12 @@ def injected(folder: Path, kind: str) -> bool:
 def descendants_of(bench_pid: int) -> list[psutil.Process]:
     """Live processes started for this `bench run` (workers and what they started carry its pid)."""
     found = []
+    began = STARTED[bench_pid]
     for proc in psutil.process_iter():
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get(PARENT_VARIABLE) == str(bench_pid):
+            if proc.status() == psutil.STATUS_ZOMBIE or proc.create_time() < began:
+                continue
+            if proc.environ().get(PARENT_VARIABLE) == str(bench_pid):
                 found.append(proc)
         except psutil.Error:
             continue
