@@ -31,7 +31,7 @@ from bench.core.serving import Interleaving, ServeRecipe, Serving
 from bench.core.stats import summarize
 from bench.measure.contention import BUSY_THRESHOLD
 from bench.serve.client import ServeFailed, ServeProcess, Zygote
-from bench.serve.handoff import Handoff, pick_up
+from bench.serve.handoff import Handoff, evict_from_page_cache, pick_up
 from bench.serve.zygote import FORKABLE
 
 SETTLE_S = 0.25
@@ -68,6 +68,7 @@ class Contender:
     def serve(self, zygotes: Zygotes) -> ServeProcess:
         """Its serving process, loaded now when it is not held (the load is not timed)."""
         if self.server is None:
+            evict_from_page_cache(self.handoff.saved)  # its files' pages are drawn again, as its process is
             began = time.perf_counter()
             zygote = zygotes.get(self.handoff.recipe)
             self.server = ServeProcess(self.handoff.recipe, self.handoff.saved, self.log, zygote)

@@ -17,8 +17,8 @@ LEGEND = (
     "Deltas in parentheses are against the baseline row (accuracy: points; others: percent), with a 95% "
     "bootstrap interval in brackets where one could be computed (accuracy: paired over the evaluation "
     "examples; p50 latency: over the raw samples, and for rows timed in interleaved rounds over rounds and "
-    "then samples, paired by round and widened for the few rounds); **n.s.** marks a difference whose interval contains "
-    "zero. **Bold**: best in its column; _italic_: worst."
+    "then samples, paired by round and widened for the few rounds); **n.s.** marks a difference whose "
+    "interval contains zero. **Bold**: best in its column; _italic_: worst."
 )
 
 

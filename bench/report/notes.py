@@ -109,7 +109,8 @@ def rounds_note(members: list[RunRecord]) -> str | None:
         names = ", ".join(r.spec.compressor.display_name for r in rows)
         lines.append(
             f"latency of {names}: {first.rounds} interleaved rounds of {first.slice_s:g} s per row in a rotating "
-            f"order ({kept}); their intervals resample rounds, then samples, paired by round, widened for {first.rounds} rounds"
+            f"order ({kept}); their intervals resample rounds, then samples, paired by round, widened for "
+            f"{first.rounds} rounds"
         )
     alone = [r.spec.compressor.display_name for r in members if r.interleaving is None and r.latency]
     if alone:
